@@ -1,0 +1,48 @@
+"""All SQL of the project, one module per concern, joined into one `Store`. Every identifier is composed with psycopg.sql; values are parameters.
+
+Tables live in one schema (EMBED_ASSETS_SCHEMA):
+- the source table (EMBED_ASSETS_SOURCE_TABLE, `repositories_source`): the loading contract;
+- `source_changes`: filled by statement triggers on the source table, so that inserts, updates of
+  embedded columns and deletes by any writer (the loader, a crawler's plain SQL) are seen;
+- `repositories`, `rejected_rows`, `chunks`: the normalised rows and the texts to embed;
+- `spaces` and one `embeddings_<space>` table per embedding space (model + dimensions), with an
+  HNSW cosine index;
+- `cursors`: positions in `source_changes` of its readers.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+from pgvector.psycopg import register_vector
+
+from embed_assets.lib.settings import Settings
+from embed_assets.lib.store.base import Space, StoreError, Upserted, _ensured, _ensured_lock
+from embed_assets.lib.store.cache import CacheQueries
+from embed_assets.lib.store.checks import CheckQueries
+from embed_assets.lib.store.clusters import ClusterQueries
+from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
+from embed_assets.lib.store.schema import SchemaQueries
+from embed_assets.lib.store.vectors import VectorQueries
+
+__all__ = ["SOURCE_COLUMNS", "Space", "Store", "StoreError", "Upserted", "open_store"]
+
+
+class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueries, CheckQueries):
+    """One connection to the project's schema, with every query the project runs."""
+
+
+@contextmanager
+def open_store(url: str, settings: Settings) -> Iterator[Store]:
+    """A connection in autocommit mode (transactions are explicit), with the schema in place."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        store = Store(conn, settings)
+        key = (url, settings.schema, settings.source_table)
+        if key not in _ensured:
+            store.ensure_schema()
+            with _ensured_lock:
+                _ensured.add(key)
+        register_vector(conn)
+        yield store

@@ -1,0 +1,126 @@
+"""What every part of the store shares: the connection, identifiers in the project's schema, staging.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from embed_assets.lib.settings import Settings
+
+# (url or dsn, schema, table) already created in this process: skips a catalog query per open.
+_ensured: set[tuple[str, str, str]] = set()
+_ensured_lock = threading.Lock()
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    model: str
+    dimensions: int
+
+    @property
+    def table(self) -> str:
+        return f"embeddings_{self.name}"
+
+
+@dataclass(frozen=True)
+class Upserted:
+    added: int
+    updated: int
+
+
+def _columns(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(map(sql.Identifier, names))
+
+
+class StoreBase:
+    def __init__(self, conn: psycopg.Connection, settings: Settings):
+        self.conn = conn
+        self.settings = settings
+        self.schema = settings.schema
+
+    # -- identifiers -------------------------------------------------------------------------
+    def t(self, name: str) -> sql.Composed:
+        return sql.Identifier(self.schema, name)
+
+    @property
+    def source(self) -> sql.Composed:
+        return self.t(self.settings.source_table)
+
+    def _sql(self, template: str, **identifiers) -> sql.Composed:
+        return sql.SQL(template).format(**identifiers)
+
+    def execute(self, query, params=None, *, binary: bool = False) -> psycopg.Cursor:
+        """`binary` for results holding vectors: pgvector parses the text format in Python, ~50x
+        slower than reading the binary one."""
+        return self.conn.execute(query, params, binary=binary)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+
+    def clock(self) -> datetime:
+        return self.execute("SELECT now()").fetchone()[0]
+
+    # -- helpers -----------------------------------------------------------------------------
+    def analyze_if_grown(self, table: str, changed: int, columns: Sequence[str]) -> None:
+        """Refresh planner statistics after a bulk change (a first load, a large backfill), so
+        that the next diff is a hash anti-join, not 24K index probes planned for an empty table;
+        autovacuum would get there, but only a minute later."""
+        rows = self.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+                            (f'"{self.schema}"."{table}"',)).fetchone()
+        if changed >= 1000 and changed > 0.1 * max(rows[0] if rows else 0, 0):
+            # Only the columns the diffs join and filter on: sampling texts and vectors is slow.
+            self.execute(sql.SQL("ANALYZE {} ({})").format(self.t(table), _columns(columns)))
+
+    def _stage(self, name: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
+        self.execute(self._sql(
+            "CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP",
+            stage=sql.Identifier(f"_stage_{name}"), table=self.t(name)))
+        with self.conn.cursor().copy(self._sql("COPY {stage} ({cols}) FROM STDIN",
+                                               stage=sql.Identifier(f"_stage_{name}"),
+                                               cols=_columns(columns))) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _upsert_from_stage(self, name: str, columns: Sequence[str], key: str) -> Upserted:
+        """Insert staged rows, update those that differ, leave equal ones untouched."""
+        others = [c for c in columns if c != key]
+        result = self.execute(self._sql(
+            "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} "
+            "ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now() "
+            "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
+            table=self.t(name), stage=sql.Identifier(f"_stage_{name}"), cols=_columns(columns),
+            key=sql.Identifier(key),
+            assignments=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                                           for c in others),
+            old=_row_of("t", others), new=_row_of("excluded", others))).fetchall()
+        added = sum(1 for (new,) in result if new)
+        return Upserted(added=added, updated=len(result) - added)
+
+
+
+def _array(vector) -> np.ndarray:
+    """pgvector's loader gives numpy arrays or Vector objects depending on the version."""
+    return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector,
+                      dtype=np.float32)
+
+
+
+
+def _row_of(alias: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("ROW({})").format(sql.SQL(", ").join(sql.Identifier(alias, c) for c in columns))

@@ -1,0 +1,253 @@
+"""Creating the project's tables, triggers and functions, once per version of the DDL below."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
+from embed_assets.lib.store.rows import TEXT_COLUMNS
+
+MIN_PGVECTOR = (0, 5)
+SCHEMA_MARK = "embed_assets schema v4"  # change when the DDL below changes
+
+
+class SchemaQueries(StoreBase):
+    def ensure_schema(self) -> None:
+        """Create what is missing. A schema marked with the current version and whose source
+        table has its triggers is left alone: every process start would otherwise take DDL locks."""
+        if self._schema_is_current():
+            return
+        version = self.execute("SELECT default_version FROM pg_available_extensions "
+                               "WHERE name = 'vector'").fetchone()
+        if version is None:
+            raise StoreError("the pgvector extension is not available on this PostgreSQL server; "
+                             "install pgvector >= 0.5 (https://github.com/pgvector/pgvector)")
+        with self.transaction():
+            # DDL by two processes at once would race on the catalog: serialise it.
+            self.execute("SELECT pg_advisory_xact_lock(hashtext('embed_assets.ensure_schema'))")
+            self.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            installed = self.execute(
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+            if tuple(int(p) for p in installed.split(".")[:2]) < MIN_PGVECTOR:
+                raise StoreError(f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
+                                 "(HNSW indexes): ALTER EXTENSION vector UPDATE")
+            had_trigger = self._has_change_triggers()
+            self.execute(self._sql(_SCHEMA_DDL, schema=sql.Identifier(self.schema),
+                                   source=self.source, changes=self.t("source_changes"),
+                                   repositories=self.t("repositories"),
+                                   rejected=self.t("rejected_rows"), chunks=self.t("chunks"),
+                                   spaces=self.t("spaces"), cursors=self.t("cursors"),
+                                   failures=self.t("embedding_failures"),
+                                   cache=self.t("embedding_cache"),
+                                   counters=self.t("cache_counters"),
+                                   clusters=self.t("clusters"),
+                                   members=self.t("cluster_members"),
+                                   resolutions=self.t("cluster_resolutions"),
+                                   meta=self.t("cluster_meta")))
+            self.execute(self._sql(_TRIGGER_DDL, source=self.source,
+                                   changes=self.t("source_changes"),
+                                   log_insert=self.t("log_source_insert"),
+                                   log_update=self.t("log_source_update"),
+                                   log_delete=self.t("log_source_delete"),
+                                   set_hash=self.t("set_source_row_hash"),
+                                   text_old=_row_of("o", TEXT_COLUMNS),
+                                   text_new=_row_of("n", TEXT_COLUMNS)))
+            if not had_trigger:
+                # A source table filled before the triggers existed: hash and log what it holds.
+                self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
+                self.execute(self._sql("INSERT INTO {changes} (full_name, row_time, op) "
+                                       "SELECT full_name, created_at, 'insert' FROM {source}",
+                                       changes=self.t("source_changes"), source=self.source))
+            self.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)))
+
+    def _schema_is_current(self) -> bool:
+        mark = self.execute("SELECT obj_description(to_regnamespace(%s), 'pg_namespace')",
+                            (self.schema,)).fetchone()[0]
+        return mark == SCHEMA_MARK and self._has_change_triggers()
+
+    def _has_change_triggers(self) -> bool:
+        return self.execute(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND t.tgname LIKE 'embed_assets_%%'",
+            (self.schema, self.settings.source_table)).fetchone()[0] == 4
+
+    def drop_schema(self) -> None:
+        self.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+        with _ensured_lock:
+            _ensured.clear()
+
+
+_SCHEMA_DDL = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {source} (
+    full_name text PRIMARY KEY,
+    description text,
+    language text,
+    stars bigint,
+    topics text[] NOT NULL DEFAULT '{{}}',
+    url text,
+    readme text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    row_hash text
+);
+CREATE INDEX IF NOT EXISTS source_created_at ON {source} (created_at);
+CREATE TABLE IF NOT EXISTS {changes} (
+    id bigserial PRIMARY KEY,
+    full_name text NOT NULL,
+    row_time timestamptz NOT NULL,
+    op text NOT NULL,
+    logged_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {repositories} (
+    full_name text PRIMARY KEY,
+    description text,
+    language text,
+    stars bigint,
+    topics text[] NOT NULL,
+    url text NOT NULL,
+    readme text,
+    row_time timestamptz NOT NULL,
+    source_hash text NOT NULL,
+    text_hash text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS repositories_row_time ON {repositories} (row_time);
+CREATE TABLE IF NOT EXISTS {rejected} (
+    full_name text PRIMARY KEY,
+    row_time timestamptz NOT NULL,
+    source_hash text NOT NULL,
+    reason text NOT NULL,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {chunks} (
+    chunk_id text PRIMARY KEY,
+    full_name text NOT NULL,
+    position integer NOT NULL,
+    row_time timestamptz NOT NULL,
+    text text NOT NULL,
+    content_hash text NOT NULL,
+    text_hash text NOT NULL,
+    chunker text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
+CREATE INDEX IF NOT EXISTS chunks_full_name ON {chunks} (full_name);
+CREATE TABLE IF NOT EXISTS {spaces} (
+    name text PRIMARY KEY,
+    model text NOT NULL,
+    dimensions integer NOT NULL,
+    active boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spaces_one_active ON {spaces} (active) WHERE active;
+CREATE TABLE IF NOT EXISTS {failures} (
+    space text NOT NULL,
+    chunk_id text NOT NULL,
+    content_hash text NOT NULL,
+    reason text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, chunk_id)
+);
+CREATE TABLE IF NOT EXISTS {cache} (
+    model text NOT NULL,
+    dimensions integer NOT NULL,
+    content_hash text NOT NULL,
+    embedding vector NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    used_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, dimensions, content_hash)
+);
+CREATE INDEX IF NOT EXISTS embedding_cache_used_at ON {cache} (used_at);
+CREATE TABLE IF NOT EXISTS {counters} (
+    hits bigint NOT NULL DEFAULT 0,
+    misses bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {counters} SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {counters});
+CREATE TABLE IF NOT EXISTS {clusters} (
+    space text NOT NULL,
+    cluster_id bigint NOT NULL,
+    size integer NOT NULL,
+    vector_sum vector NOT NULL,
+    label text NOT NULL,
+    representative text NOT NULL,
+    mean_similarity real NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS {members} (
+    space text NOT NULL,
+    full_name text NOT NULL,
+    content_hash text NOT NULL,
+    cluster_id bigint,
+    similarity real,
+    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
+    removed boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (space, full_name)
+);
+CREATE INDEX IF NOT EXISTS cluster_members_cluster ON {members} (space, cluster_id);
+CREATE TABLE IF NOT EXISTS {resolutions} (
+    space text NOT NULL,
+    cluster_id bigint NOT NULL,
+    note text NOT NULL,
+    resolved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS {meta} (
+    space text PRIMARY KEY,
+    next_id bigint NOT NULL,
+    full_at timestamptz,
+    baseline jsonb
+);
+CREATE TABLE IF NOT EXISTS {cursors} (
+    name text PRIMARY KEY,
+    position bigint NOT NULL
+);
+"""
+
+_TRIGGER_DDL = """
+CREATE OR REPLACE FUNCTION {set_hash}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Kept by the database so that finding changed rows is a comparison, not a hash per row.
+    NEW.row_hash := md5(ROW(NEW.description, NEW.language, NEW.stars, NEW.topics, NEW.url,
+                            NEW.readme, NEW.created_at AT TIME ZONE 'UTC')::text);
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER embed_assets_row_hash BEFORE INSERT OR UPDATE ON {source}
+    FOR EACH ROW EXECUTE FUNCTION {set_hash}();
+CREATE OR REPLACE FUNCTION {log_insert}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {changes} (full_name, row_time, op)
+    SELECT full_name, created_at, 'insert' FROM new_rows;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION {log_update}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Only changes to what is embedded (or to the row's time) are logged: stars never cause a run.
+    INSERT INTO {changes} (full_name, row_time, op)
+    SELECT n.full_name, n.created_at, 'update' FROM new_rows n
+    LEFT JOIN old_rows o ON o.full_name = n.full_name
+    WHERE o.full_name IS NULL OR {text_old} IS DISTINCT FROM {text_new};
+    -- A row that moved to another time (or was renamed) leaves its old partition.
+    INSERT INTO {changes} (full_name, row_time, op)
+    SELECT o.full_name, o.created_at, 'delete' FROM old_rows o
+    LEFT JOIN new_rows n ON n.full_name = o.full_name
+    WHERE n.full_name IS NULL OR n.created_at IS DISTINCT FROM o.created_at;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION {log_delete}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {changes} (full_name, row_time, op)
+    SELECT full_name, created_at, 'delete' FROM old_rows;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER embed_assets_log_insert AFTER INSERT ON {source}
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {log_insert}();
+CREATE OR REPLACE TRIGGER embed_assets_log_update AFTER UPDATE ON {source}
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {log_update}();
+CREATE OR REPLACE TRIGGER embed_assets_log_delete AFTER DELETE ON {source}
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {log_delete}();
+"""
