@@ -1,10 +1,11 @@
-"""The `embed-assets` command: load, sync, status, search, clusters, demo, cache, db stop.
+"""The `embed-assets` command: load, sync, status, search, clusters, spaces, demo, cache, db stop.
 
 With --json a command prints one JSON document on stdout; progress and rejected rows go to stderr.
 """
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -12,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Sequence
 
 from embed_assets.lib.database import database_url, redact, stop_embedded
+from embed_assets.lib.github import (ME, GitHubClient, GitHubError, StoreETags, load_github,
+                                     upsert_rows, window_qualifier_in)
 from embed_assets.lib.loader import LoaderError, Rejected, SourceRow, parse_record, read_source_file
 from embed_assets.lib.cluster_index import refresh_clusters
 from embed_assets.lib.search import search
-from embed_assets.lib.settings import SettingError, Settings
-from embed_assets.lib.store import SOURCE_COLUMNS, StoreError, open_store
+from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings
+from embed_assets.lib.store import StoreError, open_store
 
 REJECTS_SHOWN = 20
 
@@ -27,10 +30,6 @@ def _progress(message: str) -> None:
 
 def _emit(document, as_json: bool, human: str) -> None:
     print(json.dumps(document, default=str) if as_json else human)
-
-
-def _source_tuple(row: SourceRow) -> tuple:
-    return tuple(getattr(row, column) for column in SOURCE_COLUMNS)
 
 
 def _time_bounds(settings: Settings) -> tuple[datetime, datetime]:
@@ -49,11 +48,61 @@ def _report_rejects(rejected: Sequence[Rejected]) -> None:
 
 def load_rows(settings: Settings, rows: Sequence[SourceRow]) -> dict:
     with open_store(database_url(settings), settings) as store:
-        return store.upsert_source([_source_tuple(r) for r in rows])
+        return upsert_rows(store, rows)
+
+
+def _load_error(message: str) -> int:
+    print(f"embed-assets: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _load_github(settings: Settings, args, began: float) -> int:
+    """`load --github QUERY` / `--github-starred USER`: fetch [since, until) and upsert it."""
+    if args.time_column:
+        return _load_error("--time-column applies to a file load; GitHub rows are placed by "
+                           "their created_at")
+    if args.github is not None and window_qualifier_in(args.github):
+        return _load_error(f"--github {args.github!r} has its own created: qualifier; give the "
+                           "window with --since and --until")
+    earliest = datetime.combine(settings.partition_start_date, datetime.min.time(), UTC)
+    # Until the end of today (UTC), not this second: the same requests all day, so ETags answer.
+    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+    since, until = args.since or earliest, args.until or tomorrow
+    if since < earliest:
+        return _load_error(f"--since {since.isoformat()} is before the first partition "
+                           f"(EMBED_ASSETS_PARTITION_START={settings.partition_start})")
+    if until <= since:
+        return _load_error(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
+    token = os.environ.get(GITHUB_TOKEN_VARIABLE) or None
+    if token is None:
+        _progress(f"warning: {GITHUB_TOKEN_VARIABLE} is not set: calling GitHub unauthenticated "
+                  "(10 search requests a minute, 60 requests an hour)")
+    source = ({"query": args.github} if args.github is not None
+              else {"starred": args.github_starred})
+    what = (f"search {args.github!r}" if args.github is not None
+            else f"repositories starred by {args.github_starred}")
+    _progress(f"fetching the GitHub {what} created from {since.isoformat()} to "
+              f"{until.isoformat()} from {settings.github_url}")
+    try:
+        with open_store(database_url(settings), settings) as store, \
+                GitHubClient(token, base_url=settings.github_url, etags=StoreETags(store)) as client:
+            loaded = load_github(store, client, since, until, **source)
+    except GitHubError as error:
+        return _load_error(str(error))
+    _progress(f"{loaded.describe()} in {time.perf_counter() - began:.1f} s")
+    _report_rejects(loaded.rejected)
+    summary = loaded.summary()
+    human = ", ".join(f"{k} {v:,}" for k, v in summary.items() if not isinstance(v, list))
+    _emit(summary, args.json, f"loaded: {human} ({time.perf_counter() - began:.1f} s)")
+    return 0
 
 
 def cmd_load(settings: Settings, args) -> int:
     began = time.perf_counter()
+    if args.github is not None or args.github_starred is not None:
+        return _load_github(settings, args, began)
+    if args.since or args.until:
+        return _load_error("--since and --until apply to --github and --github-starred")
     earliest, latest = _time_bounds(settings)
     parsed = read_source_file(args.path, time_column=args.time_column, earliest=earliest,
                               latest=latest)
@@ -191,6 +240,35 @@ def cmd_clusters(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_spaces(settings: Settings, args) -> int:
+    """Embedding spaces: a new model or dimensions fill a new space (by `sync` or a backfill)
+    while searches keep using the active one, until it is activated."""
+    with open_store(database_url(settings), settings) as store:
+        action = args.spaces_command
+        if action == "activate":
+            listed = {s["name"]: s for s in store.list_spaces()}
+            pending = listed.get(args.name, {}).get("pending", 0)
+            if pending and not args.force:
+                raise StoreError(f"space {args.name!r} still has {pending:,} chunks without a "
+                                 "vector: sync first, or --force to switch anyway")
+            store.activate_space(args.name)
+        elif action == "drop":
+            store.drop_space(args.name)
+        spaces = store.list_spaces()
+    if action == "activate" and not args.no_clusters:
+        _progress("building the cluster index of the newly active space (a Dagster run)")
+        from embed_assets.instance import project_instance
+        from embed_assets.sync import materialise_cluster_index
+
+        with project_instance(settings) as instance:
+            materialise_cluster_index(settings, instance)
+    human = [f"{'*' if s['active'] else ' '} {s['name']:<40} {s['embeddings']:>9,} vectors "
+             f"{s['pending']:>9,} pending  {s['model']} ({s['dimensions']} dimensions)"
+             for s in spaces]
+    _emit(spaces, args.json, "\n".join(human) or "no embedding space yet")
+    return 0
+
+
 def cmd_cache(settings: Settings, args) -> int:
     with open_store(database_url(settings), settings) as store:
         if args.cache_command == "clear":
@@ -208,14 +286,40 @@ def cmd_db_stop(settings: Settings, args) -> int:
     return 0
 
 
+def _utc_time(text: str) -> datetime:
+    """A date or an ISO time in whole seconds; without a zone, UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date or time: {text!r} (e.g. 2020-01-31 or "
+                                         "2020-01-31T12:00:00Z)") from None
+    if value.microsecond:
+        raise argparse.ArgumentTypeError(f"{text!r}: whole seconds only")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embed-assets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    load = commands.add_parser("load", help="upsert repository rows from CSV, JSON Lines or Parquet")
-    load.add_argument("path")
+    load = commands.add_parser("load", help="upsert repository rows from CSV, JSON Lines or "
+                               "Parquet, or from GitHub's REST API")
+    source = load.add_mutually_exclusive_group(required=True)
+    source.add_argument("path", nargs="?", help="a .csv, .jsonl/.ndjson or .parquet file")
+    source.add_argument("--github", metavar="QUERY",
+                        help="a GitHub repository search (e.g. 'language:rust stars:>100'; '' for "
+                        "all), over the repositories created in [--since, --until)")
+    source.add_argument("--github-starred", metavar="USER",
+                        help=f"the repositories USER starred ({ME}: the token's owner), kept when "
+                        "created in [--since, --until)")
     load.add_argument("--time-column", help="column giving each row's time (default: created_at "
                       "when present, else the load time)")
+    load.add_argument("--since", type=_utc_time, metavar="DATE",
+                      help="with --github*: first creation time, inclusive (default: "
+                      "EMBED_ASSETS_PARTITION_START)")
+    load.add_argument("--until", type=_utc_time, metavar="DATE",
+                      help="with --github*: last creation time, exclusive (default: the end of "
+                      "today, UTC)")
     load.set_defaults(run=cmd_load)
 
     sync = commands.add_parser("sync", help="materialise every partition whose source rows "
@@ -256,6 +360,21 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (show, remove, resolve):
         sub.set_defaults(run=cmd_clusters)
 
+    spaces = commands.add_parser("spaces", help="embedding spaces (model + dimensions) with "
+                                 "counts; the active one (*) answers searches")
+    spaces.set_defaults(run=cmd_spaces, spaces_command="list")
+    space_commands = spaces.add_subparsers(dest="spaces_command")
+    activate = space_commands.add_parser("activate", help="make a space the one searches use")
+    activate.add_argument("name")
+    activate.add_argument("--force", action="store_true",
+                          help="even with chunks still pending in it")
+    activate.add_argument("--no-clusters", action="store_true",
+                          help="do not build its cluster index now")
+    drop = space_commands.add_parser("drop", help="remove a space that is not active")
+    drop.add_argument("name")
+    for sub in (activate, drop):
+        sub.set_defaults(run=cmd_spaces)
+
     cache = commands.add_parser("cache", help="the embedding cache shared by all runs")
     cache_commands = cache.add_subparsers(dest="cache_command", required=True)
     cache_stats = cache_commands.add_parser("stats", help="entries, hits, misses, hit rate")
@@ -268,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("stop", help="stop the embedded server").set_defaults(run=cmd_db_stop)
 
     for sub in (load, sync, status, search_parser, demo, cache_stats, cache_clear, clusters, show,
-                remove, resolve):
+                remove, resolve, spaces, activate, drop):
         sub.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return parser
 

@@ -2,13 +2,15 @@
 that hold pending work), recorded in the instance like any run launched from the UI."""
 
 import os
+import socket
 import time
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.assets import monthly
+from embed_assets.defs.sensors import range_tags
+from embed_assets.lib.changes import ChangeCursor, read_changes
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import opened_provider, space_name
 from embed_assets.lib.settings import Settings
@@ -23,21 +25,26 @@ PARTITIONED_ASSETS = ("repositories", "chunks", "embeddings")
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Who runs a sync's run: a process killed with SIGKILL never ends its run, which would keep its
+# slot in the `embedding_provider` pool for ever; the next sync on this machine ends it.
+HOST_TAG, PID_TAG = "embed_assets/host", "embed_assets/pid"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 class SyncError(RuntimeError):
     pass
 
 
-def changed_partition_keys(settings: Settings, space: Space) -> tuple[int, list[str]]:
-    """The newest change id seen, and the partition keys with changes since the last sync or with
-    pending work (chunks without a vector, e.g. after a refused vector or a model switch)."""
+def changed_partition_keys(settings: Settings, space: Space) -> tuple[ChangeCursor, list[str]]:
+    """The cursor past the changes read, and the partition keys with changes since the last sync
+    or with pending work (chunks without a vector, e.g. after a refused vector or a model switch)."""
     with open_store(database_url(settings), settings) as store:
         store.ensure_space(space)
-        newest, months = store.changes_since(store.cursor(SYNC_CURSOR))
-        months = set(months) | set(store.pending_months(space))
+        changes = read_changes(store, ChangeCursor.from_text(store.cursor(SYNC_CURSOR)))
+        months = changes.months | set(store.pending_months(space))
     valid = set(monthly.get_partition_keys())
-    return newest, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
+    return changes.cursor, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
 
 
 def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = True) -> dict:
@@ -47,16 +54,18 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
     with opened_provider(settings) as provider:
         space = Space(space_name(provider.model, provider.dimensions), provider.model,
                       provider.dimensions)
-    newest, keys = changed_partition_keys(settings, space)
+    cursor, keys = changed_partition_keys(settings, space)
     report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
     if keys:
+        end_runs_of_dead_processes(instance)
         all_keys = monthly.get_partition_keys()
         first, last = keys[0], keys[-1]
         job = build_definitions(settings).resolve_implicit_global_asset_job_def()
         selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
         result = job.execute_in_process(
             instance=instance, raise_on_error=False, run_config=QUIET, asset_selection=selection,
-            tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+            tags=range_tags(first, last) | {HOST_TAG: socket.gethostname(),
+                                            PID_TAG: str(os.getpid())})
         if not result.success:
             raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
         report["partitions"] = all_keys.index(last) - all_keys.index(first) + 1
@@ -70,10 +79,44 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
         if clusters:
             report["clusters"] = _metadata(result, "cluster_index")["clusters"]
     with open_store(database_url(settings), settings) as store:
-        store.set_cursor(SYNC_CURSOR, newest)
+        store.set_cursor(SYNC_CURSOR, cursor.position, cursor.to_text())
         report["unchanged"] = store.count_vectors(space) - report["embedded"]
     report["seconds"] = round(time.perf_counter() - began, 3)
     return report
+
+
+def materialise_cluster_index(settings: Settings, instance: dg.DagsterInstance) -> dict:
+    """One run of the cluster index alone (after `spaces activate`), recorded like any run."""
+    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
+                                    asset_selection=[dg.AssetKey("cluster_index")])
+    if not result.success:
+        raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
+    return _metadata(result, "cluster_index")
+
+
+def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the runs started by a sync on this machine whose process is gone, and free
+    their pool slots. Their writes were transactions: nothing half-done stays in the store."""
+    ended = []
+    for run in instance.get_runs(filters=dg.RunsFilter(
+            statuses=UNFINISHED, tags={HOST_TAG: socket.gethostname()})):
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and pid != os.getpid() and not _alive(pid):
+            instance.report_run_failed(run, f"the embed-assets process {pid} running it is gone")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            ended.append(run.run_id)
+    return ended
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

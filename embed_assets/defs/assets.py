@@ -10,8 +10,9 @@ about half a second whatever it holds. Every asset handles a partition range in 
 import dagster as dg
 
 from embed_assets.defs.resources import (DatabaseResource, EmbeddingCacheResource,
-                                        EmbeddingProviderResource)
+                                        EmbeddingProviderResource, GitHubSourceResource)
 from embed_assets.lib import pipeline
+from embed_assets.lib.github import load_github
 from embed_assets.lib.quality import markdown_table
 from embed_assets.lib.cluster_index import sync_cluster_index
 from embed_assets.lib.settings import Settings
@@ -44,14 +45,27 @@ def _result(counts: dict) -> dg.MaterializeResult:
 
 @dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres"},
           group_name="embed_assets")
-def repositories(context: dg.AssetExecutionContext, database: DatabaseResource):
+def repositories(context: dg.AssetExecutionContext, database: DatabaseResource,
+                 github: GitHubSourceResource):
     """Normalised, validated repository rows from the source table; bad rows are recorded in
-    `rejected_rows` with the reason, and rows gone from the source are removed."""
+    `rejected_rows` with the reason, and rows gone from the source are removed. With a GitHub
+    source configured, the window's repositories are first fetched from GitHub's REST API and
+    upserted into the source table (conditional requests: unchanged pages cost no rate limit)."""
     start, end = context.partition_time_window
     with database.open() as store:
+        fetched: dict = {}
+        if github.configured():
+            if not github.token:
+                context.log.warning("GITHUB_TOKEN is not set: GitHub is called unauthenticated "
+                                    "(10 search requests a minute)")
+            with github.client(store) as client:
+                loaded = load_github(store, client, start, end, **github.source())
+            context.log.info(loaded.describe())
+            fetched = loaded.metadata()
         since = store.clock()
         counts = pipeline.sync_repositories(store, start, end)
-        return _result(counts | {"preview": store.changed_repositories(start, end, since, 5)})
+        return _result(counts | fetched
+                       | {"preview": store.changed_repositories(start, end, since, 5)})
 
 @dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres"},
           group_name="embed_assets", deps=[repositories])
@@ -62,8 +76,9 @@ def chunks(context: dg.AssetExecutionContext, config: ChunksConfig, database: Da
     with database.open() as store:
         return _result(pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap))
 
+# The pool (its limit is in dagster.yaml) bounds how many runs call the provider at once.
 @dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres", "pgvector"},
-          group_name="embed_assets", deps=[chunks])
+          group_name="embed_assets", deps=[chunks], pool="embedding_provider")
 def embeddings(context: dg.AssetExecutionContext, database: DatabaseResource,
                embedding_provider: EmbeddingProviderResource,
                embedding_cache: EmbeddingCacheResource):

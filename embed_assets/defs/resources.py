@@ -1,4 +1,5 @@
-"""Resources: the vector database and the embedding provider, configured from the environment."""
+"""Resources: the vector database, the embedding provider and the GitHub source, configured from
+the environment."""
 
 
 from contextlib import contextmanager
@@ -9,8 +10,10 @@ import dagster as dg
 from pydantic import Field
 
 from embed_assets.lib.database import database_url
+from embed_assets.lib.github import API_URL, GitHubClient, StoreETags
 from embed_assets.lib.providers import EmbeddingProvider, build_provider, opened_provider
-from embed_assets.lib.settings import PROVIDER_FIELDS, Settings, api_key_variable
+from embed_assets.lib.settings import (GITHUB_TOKEN_VARIABLE, PROVIDER_FIELDS, Settings,
+                                       api_key_variable)
 from embed_assets.lib.store import Store, open_store
 
 
@@ -85,6 +88,33 @@ class EmbeddingCacheResource(dg.ConfigurableResource):
     max_age_days: float = 0.0  # 0: no age bound
 
 
+class GitHubSourceResource(dg.ConfigurableResource):
+    """Where the repositories asset fetches its window from before reading the source table: a
+    search `query` (EMBED_ASSETS_GITHUB_QUERY) or the repositories `starred` by a user
+    (EMBED_ASSETS_GITHUB_STARRED, `@me` for the token's owner); neither set: no fetch."""
+
+    query: str = ""
+    starred: str = ""
+    base_url: str = API_URL
+    # An EnvVar (GITHUB_TOKEN) in practice: the UI shows the variable's name, never the token.
+    token: str | None = Field(default=None, repr=False)
+    max_wait: float = 900.0  # longest rate-limit wait before the run fails (seconds)
+
+    def configured(self) -> bool:
+        return bool(self.query or self.starred)
+
+    def source(self) -> dict[str, str]:
+        """The keyword arguments of lib.github.load_github: query or starred."""
+        return {"query": self.query} if self.query else {"starred": self.starred}
+
+    @contextmanager
+    def client(self, store: Store) -> Iterator[GitHubClient]:
+        """A client for one run, its ETags in the store's `github_etags` table."""
+        with GitHubClient(self.token or None, base_url=self.base_url, etags=StoreETags(store),
+                          max_wait=self.max_wait) as client:
+            yield client
+
+
 def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     database_url_setting = dg.EnvVar("EMBED_ASSETS_DATABASE_URL") if settings.database_url else None
     # Likewise the API key, by the name of whichever variable holds it (OPENAI_API_KEY...).
@@ -101,4 +131,8 @@ def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             api_key=api_key_setting),
         "embedding_cache": EmbeddingCacheResource(
             max_entries=settings.cache_max_entries, max_age_days=settings.cache_max_age_days),
+        "github": GitHubSourceResource(
+            query=settings.github_query, starred=settings.github_starred,
+            base_url=settings.github_url,
+            token=dg.EnvVar(GITHUB_TOKEN_VARIABLE) if settings.github_token else None),
     }

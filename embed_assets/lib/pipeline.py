@@ -22,7 +22,8 @@ PAGE_SIZE = 10_000  # chunks read, embedded and staged at a time: bounds memory 
 def sync_repositories(store: Store, start: datetime, end: datetime) -> dict:
     """Normalise and validate the source rows of the window that changed; drop vanished ones."""
     began = time.perf_counter()
-    written = store.sync_repositories(start, end)
+    with store.window_lock("repositories", start, end):
+        written = store.sync_repositories(start, end)
     rows_in = store.count_source(start, end)
     return {
         "rows_in": rows_in,
@@ -42,15 +43,16 @@ def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int,
     """Chunk the repositories of the window whose text (or chunking) changed."""
     began = time.perf_counter()
     chunker = f"v1:{max_chars}:{overlap}"
-    repositories = store.repositories_to_chunk(start, end, chunker)
-    rows = []
-    for repo in repositories:
-        text = repository_text(repo["full_name"], repo["description"], repo["language"],
-                               repo["topics"], repo["readme"])
-        for chunk in chunk_repository(repo["full_name"], text, max_chars, overlap):
-            rows.append((chunk.chunk_id, chunk.full_name, chunk.position, repo["row_time"],
-                         chunk.text, chunk.content_hash, repo["text_hash"], chunker))
-    written = store.write_chunks(start, end, [r["full_name"] for r in repositories], rows)
+    with store.window_lock("chunks", start, end):
+        repositories = store.repositories_to_chunk(start, end, chunker)
+        rows = []
+        for repo in repositories:
+            text = repository_text(repo["full_name"], repo["description"], repo["language"],
+                                   repo["topics"], repo["readme"])
+            for chunk in chunk_repository(repo["full_name"], text, max_chars, overlap):
+                rows.append((chunk.chunk_id, chunk.full_name, chunk.position, repo["row_time"],
+                             chunk.text, chunk.content_hash, repo["text_hash"], chunker))
+        written = store.write_chunks(start, end, [r["full_name"] for r in repositories], rows)
     row_count = store.count_in_window("chunks", start, end)
     return {
         "rows_in": store.count_in_window("repositories", start, end),
@@ -91,42 +93,44 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
     space = Space(space_name(provider.model, provider.dimensions), provider.model,
                   provider.dimensions)
     store.ensure_space(space)
-    store.start_vector_stage()
-    cache = EmbeddingCache(store, space, max_entries=cache_max_entries,
-                           max_age_days=cache_max_age_days)
-    stats = {"pending": 0, "reused": 0, "refused": 0}
-    refused_examples: list[str] = []
-    after = ""
-    while page := store.pending_chunks(space, start, end, after, PAGE_SIZE):
-        after = page[-1][0]
-        stats["pending"] += len(page)
-        known = store.known_vectors(space, {content_hash for _, content_hash, _, _ in page})
-        stats["reused"] += sum(1 for _, h, _, _ in page if h in known)
-        known.update(cache.get_many(h for _, h, _, _ in page if h not in known))
-        todo = {h: text for _, h, _, text in page if h not in known}  # each distinct text once
-        reasons: dict[str, str] = {}
-        if todo:
-            vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
-            problems = vector_problems(vectors, len(todo), provider.dimensions)
-            fresh = {}
-            for content_hash, vector, problem in zip(todo, vectors, problems):
-                if problem is None:
-                    fresh[content_hash] = vector
-                else:
-                    reasons[content_hash] = problem
-            cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
-            known.update(fresh)
-        refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page
-                   if h in reasons]
-        stats["refused"] += len(refused)
-        refused_examples += [f"{cid}: {reason}" for cid, _, reason in refused[:5]]
-        store.record_failures(space, refused)
-        store.stage_vectors((cid, h, row_time, known[h]) for cid, h, row_time, _ in page
-                            if h in known)
-    evicted = cache.finish()
-    writing = time.perf_counter()
-    written = store.write_vectors(space, start, end)
-    write_seconds = time.perf_counter() - writing
+    # Another run over these months waits here, then finds their texts already embedded.
+    with store.window_lock(f"embeddings.{space.name}", start, end):
+        store.start_vector_stage()
+        cache = EmbeddingCache(store, space, max_entries=cache_max_entries,
+                               max_age_days=cache_max_age_days)
+        stats = {"pending": 0, "reused": 0, "refused": 0}
+        refused_examples: list[str] = []
+        after = ""
+        while page := store.pending_chunks(space, start, end, after, PAGE_SIZE):
+            after = page[-1][0]
+            stats["pending"] += len(page)
+            known = store.known_vectors(space, {content_hash for _, content_hash, _, _ in page})
+            stats["reused"] += sum(1 for _, h, _, _ in page if h in known)
+            known.update(cache.get_many(h for _, h, _, _ in page if h not in known))
+            todo = {h: text for _, h, _, text in page if h not in known}  # each distinct text once
+            reasons: dict[str, str] = {}
+            if todo:
+                vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
+                problems = vector_problems(vectors, len(todo), provider.dimensions)
+                fresh = {}
+                for content_hash, vector, problem in zip(todo, vectors, problems):
+                    if problem is None:
+                        fresh[content_hash] = vector
+                    else:
+                        reasons[content_hash] = problem
+                cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
+                known.update(fresh)
+            refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page
+                       if h in reasons]
+            stats["refused"] += len(refused)
+            refused_examples += [f"{cid}: {reason}" for cid, _, reason in refused[:5]]
+            store.record_failures(space, refused)
+            store.stage_vectors((cid, h, row_time, known[h]) for cid, h, row_time, _ in page
+                                if h in known)
+        evicted = cache.finish()
+        writing = time.perf_counter()
+        written = store.write_vectors(space, start, end)
+        write_seconds = time.perf_counter() - writing
     row_count = store.count_in_window(space.table, start, end)
     embedded = written["added"] + written["updated"]
     return {

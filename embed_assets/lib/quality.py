@@ -95,8 +95,8 @@ class Outcome:
 
 
 class Scope:
-    """What the checks of one evaluation share: the store, the window, the thresholds, the active
-    embedding space, and queries that serve several checks (one scan of the vectors). `instance`
+    """What the checks of one evaluation share: the store, the window, the thresholds, the
+    embedding spaces, and queries that serve several checks (one scan of the vectors). `instance`
     is whatever a caller's own checks need beside the store (Dagster's instance, for freshness)."""
 
     def __init__(self, store: Store, window: Window, settings: QualitySettings,
@@ -115,7 +115,14 @@ class Scope:
 
     @property
     def space(self) -> Space | None:
-        return self.once("space", self.store.active_space)
+        """For the partitioned assets: the space embeddings are written to (after a model
+        switch, the new one while it fills)."""
+        return self.once("space", self.store.written_space)
+
+    @property
+    def active_space(self) -> Space | None:
+        """For the cluster index: the space searches use."""
+        return self.once("active_space", self.store.active_space)
 
     def found(self, query: str) -> dict:
         """What `Store.check_<query>(start, end, limit)` finds in the window (memoised)."""
@@ -343,7 +350,7 @@ def _no_space(what: str, severity: str = ERROR) -> Outcome:
 
 def every_vector_assigned(scope: Scope) -> Outcome:
     """Every repository with a first-chunk vector is in a cluster, unless an operator removed it."""
-    space = scope.space
+    space = scope.active_space
     if space is None:
         return _no_space("nothing to assign")
     found = scope.once("cluster_assignment", lambda: scope.store.check_cluster_assignment(
@@ -365,7 +372,7 @@ def every_vector_assigned(scope: Scope) -> Outcome:
 
 def no_empty_clusters(scope: Scope) -> Outcome:
     """No cluster has size 0 or no member, and each cluster's size is its member count."""
-    space = scope.space
+    space = scope.active_space
     if space is None:
         return _no_space("no clusters")
     found = scope.once("cluster_members", lambda: scope.store.check_cluster_members(
@@ -385,7 +392,7 @@ def cluster_sizes(scope: Scope) -> Outcome:
     """The largest cluster holds at most max_cluster_share of all members (judged from
     MIN_MEMBERS_JUDGED members up): a cluster that swallows a large share of everything is a
     threshold too loose for the model, or a flood of near-identical rows."""
-    space = scope.space
+    space = scope.active_space
     if space is None:
         return _no_space("no clusters", WARN)
     figures = scope.store.cluster_size_figures(space, LARGEST_SHOWN)
@@ -447,7 +454,7 @@ def search_recall(store: Store, space: Space, queries: int, k: int = RECALL_K) -
 def hnsw_recall(scope: Scope) -> Outcome:
     """Searches through the HNSW index find what exact search finds: recall@10 at least
     min_recall; WARN below it, ERROR below error_recall."""
-    space, s = scope.space, scope.settings
+    space, s = scope.active_space, scope.settings
     if space is None:
         return _no_space("nothing to search")
     found = scope.once("recall", lambda: search_recall(scope.store, space, s.recall_queries))

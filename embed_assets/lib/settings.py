@@ -12,6 +12,11 @@ from typing import Mapping
 from embed_assets.lib import hnsw
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# A GitHub login (letters, digits, single hyphens, at most 39), or @me for the token's owner.
+_GITHUB_USER = re.compile(r"^(@me|[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})$")
+GITHUB_TOKEN_VARIABLE = "GITHUB_TOKEN"
+# A search query's own creation-time qualifier, which would fight the window added to it.
+CREATED_QUALIFIER = re.compile(r"(^|\s)-?created:", re.IGNORECASE)
 
 
 class SettingError(ValueError):
@@ -73,6 +78,12 @@ class Settings:
     # The cluster index (embed_assets.lib.cluster_index).
     cluster_threshold: float = 0.3
     near_duplicate_threshold: float = 0.95
+    # The GitHub source (embed_assets.lib.github): a search query, or whose starred repositories.
+    github_query: str = ""
+    github_starred: str = ""
+    github_url: str = "https://api.github.com"
+    # Read from GITHUB_TOKEN only (not EMBED_ASSETS_GITHUB_TOKEN); never shown, like api_key.
+    github_token: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home))
@@ -110,6 +121,7 @@ class Settings:
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
             raise SettingError(f"{_env_name('base_url')} must be an http:// or https:// URL, "
                                f"got {self.base_url!r}")
+        self._check_github()
         if not 0 <= self.chunk_overlap < self.chunk_chars // 2:
             raise SettingError(
                 f"{_env_name('chunk_overlap')} must be between 0 and half of "
@@ -124,6 +136,26 @@ class Settings:
                 f"{_env_name('partition_start')} must be a date like 2008-01-01, "
                 f"got {self.partition_start!r}"
             ) from None
+
+    def _check_github(self) -> None:
+        if self.github_query and self.github_starred:
+            raise SettingError(f"set {_env_name('github_query')} or {_env_name('github_starred')}, "
+                               "not both")
+        if CREATED_QUALIFIER.search(self.github_query):
+            raise SettingError(f"{_env_name('github_query')} must not hold a created: qualifier: "
+                               "each partition adds its own window; got "
+                               f"{self.github_query!r}")
+        if self.github_starred and not _GITHUB_USER.match(self.github_starred):
+            raise SettingError(f"{_env_name('github_starred')} must be a GitHub user name or @me "
+                               f"(the token's owner), got {self.github_starred!r}")
+        if not re.match(r"^https?://[^/\s]+", self.github_url):
+            raise SettingError(f"{_env_name('github_url')} must be an http:// or https:// URL, "
+                               f"got {self.github_url!r}")
+
+    @property
+    def github_source(self) -> bool:
+        """Whether the repositories asset fetches from GitHub first."""
+        return bool(self.github_query or self.github_starred)
 
     def _check_hnsw(self) -> None:
         """pgvector's bounds, checked here so that the error names the variable, not a failed
@@ -149,6 +181,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict = {}
         for f in fields(cls):
+            if f.name == "github_token":
+                continue  # GITHUB_TOKEN, below
             raw = environ.get(_env_name(f.name))
             if raw is None or raw == "":
                 continue
@@ -169,6 +203,8 @@ class Settings:
             variable = api_key_variable(values.get("provider", cls.provider), environ)
             if variable:
                 values["api_key"] = environ[variable]
+        if "github_token" not in values and environ.get(GITHUB_TOKEN_VARIABLE):
+            values["github_token"] = environ[GITHUB_TOKEN_VARIABLE]
         return cls(**values)
 
     @property

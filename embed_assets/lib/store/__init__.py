@@ -23,6 +23,7 @@ from embed_assets.lib.store.base import Space, StoreError, Upserted, _ensured, _
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
+from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
 from embed_assets.lib.store.vectors import VectorQueries
@@ -30,7 +31,8 @@ from embed_assets.lib.store.vectors import VectorQueries
 __all__ = ["SOURCE_COLUMNS", "Space", "Store", "StoreError", "Upserted", "open_store"]
 
 
-class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueries, CheckQueries):
+class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueries, CheckQueries,
+            GitHubQueries):
     """One connection to the project's schema, with every query the project runs."""
 
 

@@ -72,6 +72,25 @@ class StoreBase:
         with self.conn.transaction():
             yield
 
+    @contextmanager
+    def window_lock(self, work: str, start: datetime, end: datetime) -> Iterator[None]:
+        """Hold `work` (a step, with its space) on every month of [start, end) against other
+        runs: a second run over an overlapping window waits, then finds nothing left to do, so
+        no text is embedded twice. Months are locked in order (no deadlock between two ranges);
+        the locks are the session's, so a killed run's connection releases them."""
+        key = f"{self.schema}.{work}"
+        first, last = start.year * 12 + start.month - 1, end.year * 12 + end.month - 1
+        month_start = end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        months = list(range(first, last if end == month_start else last + 1))
+        self.execute("SELECT count(pg_advisory_lock(hashtext(%s), m)) FROM "
+                     "(SELECT unnest(%s::int[]) AS m ORDER BY 1) ordered", (key, months))
+        try:
+            yield
+        finally:
+            if not self.conn.closed:
+                self.execute("SELECT count(pg_advisory_unlock(hashtext(%s), m)) FROM "
+                             "unnest(%s::int[]) m", (key, months))
+
 
     def clock(self) -> datetime:
         return self.execute("SELECT now()").fetchone()[0]

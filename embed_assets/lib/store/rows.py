@@ -73,6 +73,11 @@ class RowQueries(StoreBase):
         """
         params = {"start": start, "end": end, "name_pattern": NAME_PATTERN}
         with self.transaction():
+            # Rows written with triggers off (a restore, replication) lack the hash: the row
+            # trigger computes it on this no-op update, and the change log ignores it.
+            self.execute(self._sql(
+                "UPDATE {source} SET row_hash = NULL WHERE row_hash IS NULL "
+                "AND created_at >= %(start)s AND created_at < %(end)s", source=self.source), params)
             self.execute(self._sql(_CHANGED_SOURCE_ROWS, source=self.source,
                                    cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in SOURCE_COLUMNS),
                                    repositories=self.t("repositories"),
@@ -149,23 +154,37 @@ class RowQueries(StoreBase):
         return {"added": upserted.added, "updated": updated, "deleted": deleted}
 
     # -- what needs a run --------------------------------------------------------------------
-    def cursor(self, name: str) -> int:
-        row = self.execute(self._sql("SELECT position FROM {cursors} WHERE name = %s",
-                                     cursors=self.t("cursors")), (name,)).fetchone()
-        return row[0] if row else 0
+    def cursor(self, name: str) -> str | None:
+        """A reader's position in the change log (embed_assets.lib.changes.ChangeCursor's text)."""
+        row = self.execute(self._sql("SELECT coalesce(state, position::text) FROM {cursors} "
+                                     "WHERE name = %s", cursors=self.t("cursors")), (name,)).fetchone()
+        return row[0] if row else None
 
-    def set_cursor(self, name: str, position: int) -> None:
+    def set_cursor(self, name: str, position: int, state: str) -> None:
+        """Never moves a cursor back (two syncs ending in either order)."""
         self.execute(self._sql(
-            "INSERT INTO {cursors} (name, position) VALUES (%s, %s) ON CONFLICT (name) "
-            "DO UPDATE SET position = greatest({cursors}.position, excluded.position)",
-            cursors=self.t("cursors")), (name, position))
+            "INSERT INTO {cursors} AS c (name, position, state) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state "
+            "WHERE c.position <= excluded.position", cursors=self.t("cursors")),
+            (name, position, state))
 
-    def changes_since(self, position: int) -> tuple[int, list[datetime]]:
-        """The newest change id and the distinct months (UTC) of the rows changed after position."""
-        row = self.execute(self._sql(
-            "SELECT max(id), array_agg(DISTINCT date_trunc('month', row_time, 'UTC')) "
-            "FROM {changes} WHERE id > %s", changes=self.t("source_changes")), (position,)).fetchone()
-        return (row[0] or position, row[1] or [])
+    def read_change_log(self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None
+                        ) -> tuple[list[tuple[int, datetime]], int, int]:
+        """(id, month (UTC) of the row) of the changes after `position` or inside `gaps`, oldest
+        first, and, from the same snapshot, the oldest transaction id still running and the next
+        one to be given out (see embed_assets.lib.changes)."""
+        with self.conn.transaction():
+            self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            rows = self.execute(self._sql(
+                "SELECT id, date_trunc('month', row_time, 'UTC') FROM {changes} "
+                "WHERE id > %(position)s OR id <@ %(gaps)s::int8multirange ORDER BY id LIMIT %(limit)s",
+                changes=self.t("source_changes")),
+                {"position": position, "limit": limit,
+                 "gaps": "{" + ",".join(f"[{lo},{hi}]" for lo, hi in gaps) + "}"}).fetchall()
+            oldest, following = self.execute(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
+                "pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()
+        return rows, oldest, following
 
     def changed_repositories(self, start: datetime, end: datetime, since: datetime,
                              limit: int) -> list[dict]:

@@ -8,7 +8,7 @@ from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensure
 from embed_assets.lib.store.rows import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v4"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v7"  # change when the DDL below changes
 
 
 class SchemaQueries(StoreBase):
@@ -43,7 +43,8 @@ class SchemaQueries(StoreBase):
                                    clusters=self.t("clusters"),
                                    members=self.t("cluster_members"),
                                    resolutions=self.t("cluster_resolutions"),
-                                   meta=self.t("cluster_meta")))
+                                   meta=self.t("cluster_meta"),
+                                   etags=self.t("github_etags")))
             self.execute(self._sql(_TRIGGER_DDL, source=self.source,
                                    changes=self.t("source_changes"),
                                    log_insert=self.t("log_source_insert"),
@@ -143,6 +144,7 @@ CREATE TABLE IF NOT EXISTS {spaces} (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX IF NOT EXISTS spaces_one_active ON {spaces} (active) WHERE active;
+ALTER TABLE {spaces} ADD COLUMN IF NOT EXISTS written_at timestamptz;
 CREATE TABLE IF NOT EXISTS {failures} (
     space text NOT NULL,
     chunk_id text NOT NULL,
@@ -204,6 +206,14 @@ CREATE TABLE IF NOT EXISTS {meta} (
 CREATE TABLE IF NOT EXISTS {cursors} (
     name text PRIMARY KEY,
     position bigint NOT NULL
+);
+ALTER TABLE {cursors} ADD COLUMN IF NOT EXISTS state text;
+CREATE TABLE IF NOT EXISTS {etags} (
+    url text PRIMARY KEY,
+    etag text NOT NULL,
+    body jsonb NOT NULL,
+    next_url text,
+    fetched_at timestamptz NOT NULL DEFAULT now()
 );
 """
 

@@ -48,9 +48,68 @@ class VectorQueries(StoreBase):
         return bool(row and row[2])
 
     def active_space(self) -> Space | None:
+        """The space searches and the cluster index use."""
         row = self.execute(self._sql("SELECT name, model, dimensions FROM {spaces} WHERE active",
                                      spaces=self.t("spaces"))).fetchone()
         return Space(*row) if row else None
+
+    def written_space(self) -> Space | None:
+        """The space the latest embeddings run wrote (a new model's while it fills), else the
+        active one: what the embeddings checks look at."""
+        row = self.execute(self._sql(
+            "SELECT name, model, dimensions FROM {spaces} "
+            "ORDER BY written_at DESC NULLS LAST, active DESC LIMIT 1",
+            spaces=self.t("spaces"))).fetchone()
+        return Space(*row) if row else None
+
+    def list_spaces(self) -> list[dict]:
+        """Every space with its counts: vectors, chunks still without one, whether it has its
+        HNSW index."""
+        spaces = self.execute(self._sql(
+            "SELECT name, model, dimensions, active, created_at, written_at FROM {spaces} "
+            "ORDER BY active DESC, created_at", spaces=self.t("spaces"))).fetchall()
+        listed = []
+        for name, model, dimensions, active, created_at, written_at in spaces:
+            space = Space(name, model, dimensions)
+            status = self.status(space)
+            indexed = self.execute("SELECT to_regclass(%s) IS NOT NULL",
+                                   (f'"{self.schema}"."{space.table}_hnsw"',)).fetchone()[0]
+            listed.append({"name": name, "model": model, "dimensions": dimensions,
+                           "active": active, "embeddings": status["embeddings"],
+                           "pending": status["pending"], "indexed": indexed,
+                           "created_at": created_at, "written_at": written_at})
+        return listed
+
+    def activate_space(self, name: str) -> None:
+        """Make `name` the space searches use, in one transaction: no moment without one."""
+        with self.transaction():
+            if not self.execute(self._sql("SELECT 1 FROM {spaces} WHERE name = %s",
+                                          spaces=self.t("spaces")), (name,)).fetchone():
+                raise StoreError(f"no embedding space {name!r} (see `embed-assets spaces`)")
+            self.execute(self._sql("UPDATE {spaces} SET active = (name = %s) "
+                                   "WHERE active OR name = %s", spaces=self.t("spaces")),
+                         (name, name))
+
+    def drop_space(self, name: str) -> None:
+        """Remove a space that is not active: its vectors, refusals and cluster index."""
+        with self.transaction():
+            row = self.execute(self._sql("SELECT active FROM {spaces} WHERE name = %s FOR UPDATE",
+                                         spaces=self.t("spaces")), (name,)).fetchone()
+            if row is None:
+                raise StoreError(f"no embedding space {name!r} (see `embed-assets spaces`)")
+            if row[0]:
+                raise StoreError(f"{name!r} is the active embedding space: activate another "
+                                 "one first")
+            for table in ("embedding_failures", "cluster_members", "clusters",
+                          "cluster_resolutions", "cluster_meta", "spaces"):
+                column = "name" if table == "spaces" else "space"
+                self.execute(self._sql("DELETE FROM {table} WHERE {column} = %s",
+                                       table=self.t(table), column=sql.Identifier(column)), (name,))
+            self.execute(self._sql("DROP TABLE IF EXISTS {table}",
+                                   table=self.t(Space(name, "", 0).table)))
+        with _ensured_lock:
+            _ensured.difference_update({key for key in _ensured
+                                        if key[1:] == (self.schema, Space(name, "", 0).table)})
 
     def pending_chunks(self, space: Space, start: datetime, end: datetime, after: str,
                        limit: int) -> list[tuple[str, str, datetime, str]]:
@@ -132,6 +191,8 @@ class VectorQueries(StoreBase):
                 "(SELECT chunk_id FROM _stage_vectors)", failures=self.t("embedding_failures")),
                 (space.name,))
             added = sum(1 for (new,) in written if new)
+            self.execute(self._sql("UPDATE {spaces} SET written_at = now() WHERE name = %s",
+                                   spaces=self.t("spaces")), (space.name,))
             if rebuild:
                 # m and ef_construction by the size of the table as written, unless set.
                 m, ef_construction = hnsw.build_parameters(

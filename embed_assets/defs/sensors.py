@@ -1,0 +1,62 @@
+"""Runs that new source rows drive: a sensor on the change log, a daily run of the newest month
+and a weekly reconciliation over every month (cheap: each run only does what changed)."""
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from embed_assets.defs.assets import chunks, embeddings, monthly, repositories
+from embed_assets.defs.resources import DatabaseResource
+from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes
+
+PARTITIONED = dg.AssetSelection.assets(repositories, chunks, embeddings)
+MAX_RUNS_PER_TICK = 3  # a burst over hundreds of months becomes at most this many range runs
+MAX_CHANGES_PER_TICK = 200_000  # sensor evaluations time out at 60 s; the rest waits a tick
+
+
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Tags that make one run cover the partitions first..last (the assets' single-run policy)."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+
+
+@dg.sensor(target=PARTITIONED, default_status=dg.DefaultSensorStatus.RUNNING,
+           minimum_interval_seconds=30)
+def new_source_rows(context: dg.SensorEvaluationContext, database: DatabaseResource):
+    """Inserted, updated (embedded columns only: not stars) and deleted source rows since the
+    cursor, from the `source_changes` log that triggers on the source table fill: one run per
+    range of months that hold them, at most a few per tick. The cursor is exact: a change
+    committed late with a lower id is still read (embed_assets.lib.changes)."""
+    cursor = ChangeCursor.from_text(context.cursor)
+    with database.open() as store:
+        changes = read_changes(store, cursor, MAX_CHANGES_PER_TICK)
+    if not changes.count:
+        return dg.SensorResult(skip_reason=dg.SkipReason(
+            f"no source row changed since change #{cursor.position}"),
+            cursor=changes.cursor.to_text())
+    all_keys = monthly.get_partition_keys()
+    ranges = partition_ranges((m.strftime("%Y-%m-%d") for m in changes.months), all_keys,
+                              MAX_RUNS_PER_TICK)
+    context.log.info(f"{changes.count} changes in {len(changes.months)} months: "
+                     f"{len(ranges)} runs")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"changes-{changes.cursor.position}-{first}-{last}",
+                                    tags=range_tags(first, last)) for first, last in ranges],
+        cursor=changes.cursor.to_text())
+
+
+@dg.schedule(cron_schedule="15 2 * * *", target=PARTITIONED,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def daily_newest_partition(context: dg.ScheduleEvaluationContext):
+    """The current month, every night: rows written where no trigger could see them (a restored
+    dump, a table swapped in) still reach the store within a day."""
+    keys = monthly.get_partition_keys(current_time=context.scheduled_execution_time)
+    return dg.RunRequest(partition_key=keys[-1])
+
+
+@dg.schedule(cron_schedule="30 4 * * 6", target=PARTITIONED,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def weekly_reconciliation(context: dg.ScheduleEvaluationContext):
+    """Every month in one run, every week: repairs what a missed sensor tick, a stopped daemon or
+    an external write left behind. Incremental, so a run that finds everything in place embeds
+    nothing and writes nothing."""
+    keys = monthly.get_partition_keys(current_time=context.scheduled_execution_time)
+    return dg.RunRequest(tags=range_tags(keys[0], keys[-1]))

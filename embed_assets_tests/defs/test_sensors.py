@@ -1,0 +1,111 @@
+"""The sensor on new source rows and the schedules, evaluated with a real instance and database;
+their run requests are then executed as the daemon would."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+from psycopg import sql
+
+from embed_assets.definitions import build_definitions
+from embed_assets.defs.assets import monthly
+from embed_assets.defs.resources import resources_from
+from embed_assets.defs.sensors import (MAX_RUNS_PER_TICK, daily_newest_partition, new_source_rows,
+                                       weekly_reconciliation)
+from embed_assets_tests.helpers import source_row
+
+START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+def tick(settings, instance, cursor=None):
+    # Closed after use: the instance it opens from the ref must not outlive the test's.
+    with dg.build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, resources={
+            "database": resources_from(settings)["database"]}) as context:
+        return new_source_rows(context)
+
+
+def ranges(result):
+    return [(r.tags[START], r.tags[END]) for r in result.run_requests]
+
+
+def execute(settings, instance, request):
+    """What the daemon does with a run request of the sensor (its target: the partitioned assets)."""
+    job = build_definitions(settings).resolve_implicit_global_asset_job_def()
+    selection = [dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")]
+    tags = dict(request.tags)
+    if request.partition_key:
+        tags |= {START: request.partition_key, END: request.partition_key}
+    assert job.execute_in_process(instance=instance, tags=tags, asset_selection=selection).success
+
+
+def test_an_empty_change_log_skips_cheaply(settings, store):
+    with dg.instance_for_test() as instance:
+        result = tick(settings, instance)
+    assert result.run_requests == [] and "no source row changed" in result.skip_reason.skip_message
+
+
+def test_inserts_updates_and_deletes_become_runs_that_bring_the_store_up_to_date(settings, store):
+    store.upsert_source([source_row("a/one", "a parser", when="2020-01-05"),
+                         source_row("a/two", "a game", when="2020-02-07"),
+                         source_row("a/three", "a compiler", when="2023-07-01")])
+    with dg.instance_for_test() as instance:
+        first = tick(settings, instance)
+        assert ranges(first) == [("2020-01-01", "2020-02-01"), ("2023-07-01", "2023-07-01")]
+        for request in first.run_requests:
+            execute(settings, instance, request)
+        assert store.status(store.active_space())["pending"] == 0
+        assert tick(settings, instance, first.cursor).run_requests == []  # read once
+
+        store.upsert_source([source_row("a/one", "a faster parser", when="2020-01-05")])
+        store.execute(sql.SQL("DELETE FROM {} WHERE full_name = 'a/three'").format(store.source))
+        second = tick(settings, instance, first.cursor)
+        assert ranges(second) == [("2020-01-01", "2020-01-01"), ("2023-07-01", "2023-07-01")]
+        for request in second.run_requests:
+            execute(settings, instance, request)
+    status = store.status(store.active_space())
+    assert (status["repositories"], status["pending"]) == (2, 0)
+    assert status["embeddings"] == status["chunks"]  # the deleted row's vectors are gone
+    texts = [row[0] for row in store.execute(sql.SQL("SELECT text FROM {}").format(store.t("chunks")))]
+    assert any("a faster parser" in text for text in texts)
+
+
+def test_stars_only_changes_cause_no_run(settings, store):
+    store.upsert_source([source_row("a/one", stars=3)])
+    with dg.instance_for_test() as instance:
+        cursor = tick(settings, instance).cursor
+        store.upsert_source([source_row("a/one", stars=30_000)])
+        assert tick(settings, instance, cursor).run_requests == []
+
+
+def test_a_burst_over_hundreds_of_months_is_a_few_range_runs(settings, store):
+    months = [f"{year}-{month:02d}-11" for year in range(2010, 2024) for month in (1, 4, 7, 10)]
+    store.upsert_source([source_row(f"o/r{i}", when=when) for i, when in enumerate(months)])
+    with dg.instance_for_test() as instance:
+        result = tick(settings, instance)
+    got = ranges(result)
+    assert len(got) <= MAX_RUNS_PER_TICK
+    keys = monthly.get_partition_keys()
+    covered = {k for first, last in got for k in keys[keys.index(first):keys.index(last) + 1]}
+    assert {m[:8] + "01" for m in months} <= covered
+    assert len({r.run_key for r in result.run_requests}) == len(got)
+
+
+def test_daily_schedule_asks_for_the_newest_month():
+    when = datetime(2026, 3, 14, 2, 15, tzinfo=UTC)
+    request = daily_newest_partition(dg.build_schedule_context(scheduled_execution_time=when))
+    assert request.partition_key == "2026-03-01"
+
+
+def test_weekly_reconciliation_is_one_run_over_every_month(settings, store):
+    when = datetime(2026, 3, 14, 4, 30, tzinfo=UTC)
+    request = weekly_reconciliation(dg.build_schedule_context(scheduled_execution_time=when))
+    keys = monthly.get_partition_keys(current_time=when)
+    assert (request.tags[START], request.tags[END]) == (keys[0], keys[-1]) == (keys[0], "2026-03-01")
+    # A row no trigger saw (triggers off, as in a restored dump) is repaired by it.
+    store.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(store.source))
+    store.upsert_source([source_row("quiet/row", "written behind the log's back", when="2019-09-09")])
+    store.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(store.source))
+    with dg.instance_for_test() as instance:
+        assert tick(settings, instance).run_requests == []
+        execute(settings, instance, request)
+    status = store.status(store.active_space())
+    assert (status["repositories"], status["pending"]) == (1, 0)

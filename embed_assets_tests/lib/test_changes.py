@@ -1,0 +1,100 @@
+"""The change log cursor (exact under concurrent writers) and the grouping of months into runs."""
+
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes
+from embed_assets_tests.helpers import source_row
+
+
+def month(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_inserts_updates_and_deletes_are_read_once(store):
+    store.upsert_source([source_row("a/one", when="2020-01-05"), source_row("a/two", when="2021-03-09")])
+    first = read_changes(store, ChangeCursor())
+    assert first.months == {month("2020-01-01"), month("2021-03-01")}
+    assert first.count == 2 and first.cursor.gaps == ()
+    assert read_changes(store, first.cursor).count == 0
+
+    store.upsert_source([source_row("a/one", "a new description", when="2020-01-05")])
+    store.execute(sql.SQL("DELETE FROM {} WHERE full_name = 'a/two'").format(store.source))
+    second = read_changes(store, first.cursor)
+    assert second.months == {month("2020-01-01"), month("2021-03-01")} and second.count == 2
+
+
+def test_stars_only_changes_are_not_logged(store):
+    store.upsert_source([source_row("a/one", stars=1)])
+    cursor = read_changes(store, ChangeCursor()).cursor
+    store.upsert_source([source_row("a/one", stars=5000)])
+    assert read_changes(store, cursor).count == 0
+
+
+def test_a_change_committed_late_with_a_lower_id_is_not_skipped(store, settings):
+    """Writer A logs a change (id n) but commits after writer B (id n+1) and after a read."""
+    with psycopg.connect(settings.database_url) as slow:  # not autocommit: a transaction stays open
+        slow.execute(sql.SQL("INSERT INTO {} (full_name, description, created_at) "
+                             "VALUES ('slow/writer', 'x', '2019-06-01')").format(store.source))
+        store.upsert_source([source_row("fast/writer", when="2022-02-02")])
+        early = read_changes(store, ChangeCursor())
+        assert early.months == {month("2022-02-01")}
+        assert early.cursor.gaps  # the invisible id below the one read
+        slow.commit()
+    late = read_changes(store, early.cursor)
+    assert late.months == {month("2019-06-01")} and late.count == 1
+    # Once no transaction from before the gap was noticed runs, empty gaps are dropped.
+    assert read_changes(store, late.cursor).cursor.gaps == ()
+
+
+def test_a_rolled_back_change_leaves_a_gap_that_expires(store, settings):
+    with psycopg.connect(settings.database_url) as aborted:
+        aborted.execute(sql.SQL("INSERT INTO {} (full_name, description) VALUES ('gone/row', 'x')")
+                        .format(store.source))
+        store.upsert_source([source_row("kept/row")])
+        cursor = read_changes(store, ChangeCursor()).cursor
+        assert cursor.gaps
+        aborted.rollback()
+    after = read_changes(store, cursor)
+    assert after.count == 0 and after.cursor.gaps == ()
+
+
+def test_the_limit_bounds_a_read_and_the_next_read_goes_on(store):
+    store.upsert_source([source_row(f"o/r{i}", when=f"20{10 + i}-01-01") for i in range(6)])
+    first = read_changes(store, ChangeCursor(), limit=4)
+    second = read_changes(store, first.cursor, limit=4)
+    assert (first.count, second.count) == (4, 2)
+    assert len(first.months | second.months) == 6
+
+
+def test_cursor_text_round_trips_and_reads_a_bare_id():
+    cursor = ChangeCursor(41, ((3, 5), (9, 9)), 777)
+    assert ChangeCursor.from_text(cursor.to_text()) == cursor
+    assert ChangeCursor.from_text("12") == ChangeCursor(12)
+    assert ChangeCursor.from_text(None) == ChangeCursor()
+
+
+KEYS = [f"2020-{m:02d}-01" for m in range(1, 13)]
+
+
+def test_ranges_merge_neighbours_and_smallest_gaps_first():
+    assert partition_ranges([], KEYS, 3) == []
+    assert partition_ranges(["2020-03-01", "2020-04-01"], KEYS, 3) == [("2020-03-01", "2020-04-01")]
+    changed = ["2020-01-01", "2020-02-01", "2020-05-01", "2020-06-01", "2020-12-01"]
+    assert partition_ranges(changed, KEYS, 3) == [
+        ("2020-01-01", "2020-02-01"), ("2020-05-01", "2020-06-01"), ("2020-12-01", "2020-12-01")]
+    assert partition_ranges(changed, KEYS, 2) == [("2020-01-01", "2020-06-01"),
+                                                  ("2020-12-01", "2020-12-01")]
+    assert partition_ranges(changed, KEYS, 1) == [("2020-01-01", "2020-12-01")]
+    assert partition_ranges(["1999-01-01"], KEYS, 2) == []  # no such partition
+
+
+def test_a_burst_over_hundreds_of_partitions_is_a_bounded_number_of_ranges():
+    keys = [f"{y}-{m:02d}-01" for y in range(2000, 2025) for m in range(1, 13)]
+    burst = keys[::2]  # every other month: 150 separate partitions
+    ranges = partition_ranges(burst, keys, 4)
+    assert len(ranges) == 4
+    covered = {k for first, last in ranges for k in keys[keys.index(first):keys.index(last) + 1]}
+    assert set(burst) <= covered
