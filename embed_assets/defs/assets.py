@@ -101,9 +101,15 @@ class ClusterIndexConfig(dg.Config):
 
 
 @dg.asset(kinds={"postgres", "scikit-learn"}, group_name="embed_assets", deps=[embeddings],
-          # eager alone would run it after a run whose blocking embeddings checks failed
-          automation_condition=(dg.AutomationCondition.eager()
-                                & dg.AutomationCondition.all_deps_blocking_checks_passed()))
+          automation_condition=(
+              # eager, except that months never materialised (most are empty) must not hold it
+              # back; and not while a blocking check of embeddings has failed. "Passed" would
+              # not do: a run over a range of months records its checks without tying them to
+              # each month's materialisation, and empty months have no check at all.
+              dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+              & dg.AutomationCondition.all_deps_match(dg.AutomationCondition.all_checks_match(
+                  ~dg.AutomationCondition.check_failed(), blocking_only=True))
+              .with_label("no_blocking_check_of_deps_failed")))
 def cluster_index(context: dg.AssetExecutionContext, config: ClusterIndexConfig,
                   database: DatabaseResource):
     """Clusters of similar repositories in the active embedding space: new and changed vectors

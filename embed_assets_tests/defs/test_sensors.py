@@ -109,3 +109,38 @@ def test_weekly_reconciliation_is_one_run_over_every_month(settings, store):
         execute(settings, instance, request)
     status = store.status(store.active_space())
     assert (status["repositories"], status["pending"]) == (1, 0)
+
+
+def test_the_cluster_index_follows_runs_that_leave_most_months_unmaterialised(settings, store):
+    """Declarative automation: after a sensor run over a range of months (others never
+    materialised, as most are empty), the cluster index is requested, once; not after a run
+    whose blocking embeddings check failed."""
+    store.upsert_source([source_row("a/one", "a parser", when="2020-01-05"),
+                         source_row("a/two", "a game", when="2020-02-07")])
+    defs = build_definitions(settings)
+    cluster_index = dg.AssetKey("cluster_index")
+    with dg.instance_for_test() as instance:
+        before = dg.evaluate_automation_conditions(defs, instance)
+        assert before.get_num_requested(cluster_index) == 0  # nothing upstream yet
+        request = tick(settings, instance).run_requests[0]
+        assert (request.tags[START], request.tags[END]) == ("2020-01-01", "2020-02-01")
+        execute(settings, instance, request)
+        after = dg.evaluate_automation_conditions(defs, instance, cursor=before.cursor)
+        assert after.total_requested == 1 and after.get_num_requested(cluster_index) == 1
+        again = dg.evaluate_automation_conditions(defs, instance, cursor=after.cursor)
+        assert again.total_requested == 0
+
+        # A zero vector written behind the store's back (February's repository keeps its text,
+        # so no run rewrites it): the blocking `no_zero_vectors` check fails.
+        space = store.active_space()
+        store.execute(sql.SQL("UPDATE {} SET embedding = array_fill(0, ARRAY[{}])::vector "
+                              "WHERE chunk_id = 'a/two#0'").format(
+            store.t(space.table), sql.Literal(space.dimensions)))
+        store.upsert_source([source_row("a/one", "a faster parser", when="2020-01-05")])
+        run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, raise_on_error=False, tags={START: "2020-01-01", END: "2020-02-01"},
+            asset_selection=[dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")])
+        failed = [e.check_name for e in run.get_asset_check_evaluations() if not e.passed]
+        assert "no_zero_vectors" in failed
+        blocked = dg.evaluate_automation_conditions(defs, instance, cursor=again.cursor)
+        assert blocked.get_num_requested(cluster_index) == 0
