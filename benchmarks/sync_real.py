@@ -139,7 +139,10 @@ def main() -> int:
             env.update(EMBED_ASSETS_PROVIDER="openai_compatible", EMBED_ASSETS_MODEL="bench-embed",
                        EMBED_ASSETS_DIMENSIONS="384", EMBED_ASSETS_BASE_URL=server.openai_url)
         os.environ.update(env)  # for what this process reads itself (the Dagster instance)
-        return rounds(args, env)
+        try:
+            return rounds(args, env)
+        finally:  # the embedded server of the benchmark's own home
+            subprocess.run([*CLI, "db", "stop"], env=env, cwd=ROOT, capture_output=True)
 
 
 def rounds(args, env: dict) -> int:

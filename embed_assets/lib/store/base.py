@@ -50,6 +50,7 @@ class StoreBase:
         self.conn = conn
         self.settings = settings
         self.schema = settings.schema
+        self._ef_search: int | None = None  # hnsw.ef_search as set on this connection
 
     # -- identifiers -------------------------------------------------------------------------
     def t(self, name: str) -> sql.Composed:

@@ -259,11 +259,15 @@ class VectorQueries(StoreBase):
             "WHERE {where} ORDER BY e.embedding <=> %(q)s LIMIT %(n)s",
             table=self.t(space.table), chunks=self.t("chunks"),
             repositories=self.t("repositories"), where=where)
-        with self.transaction():
-            self.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(
-                sql.Literal(min(max(self.settings.ef_search, candidates), 1000))))
-            best = _best_per_repository(self.execute(scanned if exact else approximate, params))
-            if filtered and len(best) < k:
+        # Set for the connection, once per value: a transaction around each query to scope it
+        # would cost three more round trips per search.
+        ef_search = min(max(self.settings.ef_search, candidates), 1000)
+        if self._ef_search != ef_search:
+            self.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+            self._ef_search = ef_search
+        best = _best_per_repository(self.execute(scanned if exact else approximate, params))
+        if filtered and len(best) < k:
+            with self.transaction():
                 self.execute("SET LOCAL enable_indexscan = off")
                 best = _best_per_repository(self.execute(exhaustive, params))
         return list(best.values())[:k]
