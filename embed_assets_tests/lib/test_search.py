@@ -23,3 +23,21 @@ def test_a_selective_filter_still_finds_k_results_exactly(store):
     exact = store.search(space, query, 10, exact=True)
     assert [h[0] for h in approximate] == [h[0] for h in exact]
     assert all(a[1] >= b[1] for a, b in zip(exact, exact[1:]))
+
+
+def test_search_keeps_its_connection_and_recovers_when_the_server_drops_it(settings, store):
+    from embed_assets.lib import search as search_module
+
+    store.upsert_source([source_row("acme/vector-db", "A vector database for similarity search"),
+                         source_row("acme/game", "A 3D game engine")])
+    materialise(store, OfflineHashingProvider())  # the configured (default) provider
+    first = search_module.search("vector database", 1, settings=settings)
+    kept, _ = search_module._kept.sessions[settings]
+    pid = kept.conn.info.backend_pid
+    assert search_module.search("game engine", 1, settings=settings)[0]["full_name"] == "acme/game"
+    assert search_module._kept.sessions[settings][0].conn.info.backend_pid == pid  # reused
+    store.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert search_module.search("vector database", 1, settings=settings) == first
+    assert search_module._kept.sessions[settings][0].conn.info.backend_pid != pid
+    search_module.forget(settings)
+    assert settings not in search_module._kept.sessions

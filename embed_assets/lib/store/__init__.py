@@ -28,7 +28,8 @@ from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
-__all__ = ["SOURCE_COLUMNS", "Space", "Store", "StoreError", "Upserted", "open_store"]
+__all__ = ["SOURCE_COLUMNS", "Space", "Store", "StoreError", "Upserted", "connect_store",
+           "open_store"]
 
 
 class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueries, CheckQueries,
@@ -36,10 +37,11 @@ class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueri
     """One connection to the project's schema, with every query the project runs."""
 
 
-@contextmanager
-def open_store(url: str, settings: Settings) -> Iterator[Store]:
-    """A connection in autocommit mode (transactions are explicit), with the schema in place."""
-    with psycopg.connect(url, autocommit=True) as conn:
+def connect_store(url: str, settings: Settings) -> Store:
+    """A connection in autocommit mode (transactions are explicit), with the schema in place;
+    the caller closes it (`store.conn.close()`)."""
+    conn = psycopg.connect(url, autocommit=True)
+    try:
         store = Store(conn, settings)
         key = (url, settings.schema, settings.source_table)
         if key not in _ensured:
@@ -47,4 +49,15 @@ def open_store(url: str, settings: Settings) -> Iterator[Store]:
             with _ensured_lock:
                 _ensured.add(key)
         register_vector(conn)
+        return store
+    except BaseException:
+        conn.close()
+        raise
+
+
+@contextmanager
+def open_store(url: str, settings: Settings) -> Iterator[Store]:
+    """`connect_store`, closed after."""
+    store = connect_store(url, settings)
+    with store.conn:
         yield store
