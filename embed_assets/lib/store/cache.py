@@ -9,22 +9,34 @@ import numpy as np
 from embed_assets.lib.store.base import Space, StoreBase
 
 
+def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
+    """pgvector's binary form (two int16 headers, then big-endian float4s) of many vectors at
+    once: one numpy conversion instead of a Python object per vector (a third of a cached sync)."""
+    if not blobs:
+        return np.empty((0, dimensions), dtype=np.float32)
+    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), 4 + 4 * dimensions)
+    return raw[:, 4:].copy().view(">f4").astype(np.float32)
+
+
 class CacheQueries(StoreBase):
     def cache_get(self, space: Space, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors of these texts. Entries found are marked used, at most once a day, so
         that a sync of cached texts does not rewrite every cache row."""
         rows = self.execute(self._sql(
-            "SELECT content_hash, embedding FROM {cache} WHERE model = %(model)s "
-            "AND dimensions = %(dims)s AND content_hash IN (SELECT unnest(%(h)s::text[]))",
-            cache=self.t("embedding_cache")),
-            {"model": space.model, "dims": space.dimensions, "h": list(content_hashes)}, binary=True).fetchall()
-        if rows:
+            "SELECT content_hash, vector_send(embedding), used_at < now() - interval '1 day' "
+            "FROM {cache} WHERE model = %(model)s AND dimensions = %(dims)s "
+            "AND content_hash IN (SELECT unnest(%(h)b::text[]))", cache=self.t("embedding_cache")),
+            {"model": space.model, "dims": space.dimensions, "h": list(content_hashes)},
+            binary=True).fetchall()
+        stale = [content_hash for content_hash, _, old in rows if old]
+        if stale:
             self.execute(self._sql(
-                "UPDATE {cache} SET used_at = now() WHERE model = %(model)s AND dimensions = %(dims)s "
-                "AND content_hash IN (SELECT unnest(%(h)s::text[])) "
-                "AND used_at < now() - interval '1 day'", cache=self.t("embedding_cache")),
-                {"model": space.model, "dims": space.dimensions, "h": [r[0] for r in rows]})
-        return dict(rows)
+                "UPDATE {cache} SET used_at = now() WHERE model = %(model)s "
+                "AND dimensions = %(dims)s AND content_hash IN (SELECT unnest(%(h)b::text[]))",
+                cache=self.t("embedding_cache")),
+                {"model": space.model, "dims": space.dimensions, "h": stale})
+        return dict(zip((row[0] for row in rows), _vectors([row[1] for row in rows],
+                                                           space.dimensions)))
 
     def cache_put(self, space: Space, vectors: Mapping[str, np.ndarray]) -> None:
         with self.transaction():

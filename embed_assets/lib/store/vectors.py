@@ -134,9 +134,9 @@ class VectorQueries(StoreBase):
         """Vectors already computed for these texts, in the space or staged by this run."""
         rows = self.execute(self._sql(
             "SELECT DISTINCT ON (content_hash) content_hash, embedding FROM ("
-            "  SELECT content_hash, embedding FROM {table} WHERE content_hash IN (SELECT unnest(%(h)s::text[])) "
+            "  SELECT content_hash, embedding FROM {table} WHERE content_hash IN (SELECT unnest(%(h)b::text[])) "
             "  UNION ALL SELECT content_hash, embedding FROM _stage_vectors "
-            "  WHERE content_hash IN (SELECT unnest(%(h)s::text[]))) known", table=self.t(space.table)),
+            "  WHERE content_hash IN (SELECT unnest(%(h)b::text[]))) known", table=self.t(space.table)),
             {"h": list(content_hashes)}, binary=True).fetchall()
         return dict(rows)
 
