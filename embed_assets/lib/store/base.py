@@ -134,11 +134,14 @@ class StoreBase:
 
 
 
-def _array(vector) -> np.ndarray:
-    """pgvector's loader gives numpy arrays or Vector objects depending on the version."""
-    return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector,
-                      dtype=np.float32)
-
+def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
+    """Vectors selected as `vector_send(...)`: pgvector's binary form (two int16 headers, then
+    big-endian float4s), decoded all at once: a Python object per vector cost a third of a
+    cached sync and most of an incremental clustering."""
+    if not blobs:
+        return np.empty((0, dimensions), dtype=np.float32)
+    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), 4 + 4 * dimensions)
+    return raw[:, 4:].copy().view(">f4").astype(np.float32)
 
 
 

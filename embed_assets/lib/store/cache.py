@@ -6,16 +6,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from embed_assets.lib.store.base import Space, StoreBase
-
-
-def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
-    """pgvector's binary form (two int16 headers, then big-endian float4s) of many vectors at
-    once: one numpy conversion instead of a Python object per vector (a third of a cached sync)."""
-    if not blobs:
-        return np.empty((0, dimensions), dtype=np.float32)
-    raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), 4 + 4 * dimensions)
-    return raw[:, 4:].copy().view(">f4").astype(np.float32)
+from embed_assets.lib.store.base import Space, StoreBase, _vectors
 
 
 class CacheQueries(StoreBase):

@@ -7,7 +7,7 @@ from typing import Mapping
 
 import numpy as np
 
-from embed_assets.lib.store.base import Space, StoreBase, _array
+from embed_assets.lib.store.base import Space, StoreBase, _vectors
 from embed_assets.lib.store.rows import NAME_PATTERN
 
 
@@ -176,8 +176,9 @@ class CheckQueries(StoreBase):
         """(chunk_id, full_name, vector) of n chunks picked by a hash of their id: the same
         sample every time for the same vectors, spread over the whole space."""
         rows = self.execute(self._sql(
-            "SELECT e.chunk_id, c.full_name, e.embedding FROM (SELECT chunk_id, embedding "
+            "SELECT e.chunk_id, c.full_name, vector_send(e.embedding) FROM (SELECT chunk_id, embedding "
             "  FROM {table} ORDER BY hashtext(chunk_id), chunk_id LIMIT %s) e "
             "JOIN {chunks} c USING (chunk_id) ORDER BY hashtext(e.chunk_id), e.chunk_id",
             table=self.t(space.table), chunks=self.t("chunks")), (n,), binary=True).fetchall()
-        return [(chunk_id, name, _array(vector)) for chunk_id, name, vector in rows]
+        vectors = _vectors([row[2] for row in rows], space.dimensions)
+        return [(chunk_id, name, vector) for (chunk_id, name, _), vector in zip(rows, vectors)]

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from psycopg.types.json import Jsonb
 
-from embed_assets.lib.store.base import Space, StoreBase, _array
+from embed_assets.lib.store.base import Space, StoreBase, _vectors
 
 
 class ClusterQueries(StoreBase):
@@ -18,7 +18,7 @@ class ClusterQueries(StoreBase):
         since they were clustered, and the members whose vector is gone. Members an operator
         removed stay out."""
         changed = self.execute(self._sql(
-            "SELECT c.full_name, e.content_hash, e.embedding FROM {table} e "
+            "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
             "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
             "  SELECT 1 FROM {members} m WHERE m.space = %(space)s AND m.full_name = c.full_name "
             "  AND (m.content_hash = e.content_hash OR m.removed)) ORDER BY c.full_name",
@@ -30,32 +30,30 @@ class ClusterQueries(StoreBase):
             "  WHERE c.full_name = m.full_name AND c.position = 0)",
             table=self.t(space.table), chunks=self.t("chunks"),
             members=self.t("cluster_members")), {"space": space.name}).fetchall()]
-        return [(name, content_hash, _array(vector)) for name, content_hash, vector in changed], gone
+        vectors = _vectors([row[2] for row in changed], space.dimensions)
+        return [(name, content_hash, vector)
+                for (name, content_hash, _), vector in zip(changed, vectors)], gone
 
     def cluster_vectors(self, space: Space) -> tuple[list[str], list[str], np.ndarray]:
         """Every repository to cluster (operator removals left out): names, content hashes and
         first-chunk vectors, for a full re-cluster."""
         rows = self.execute(self._sql(
-            "SELECT c.full_name, e.content_hash, e.embedding FROM {table} e "
+            "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
             "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
             "  SELECT 1 FROM {members} m WHERE m.space = %s AND m.full_name = c.full_name "
             "  AND m.removed) ORDER BY c.full_name",
             table=self.t(space.table), chunks=self.t("chunks"),
             members=self.t("cluster_members")), (space.name,), binary=True).fetchall()
-        vectors = np.empty((len(rows), space.dimensions), dtype=np.float32)
-        for i, row in enumerate(rows):
-            vectors[i] = _array(row[2])
-        return [r[0] for r in rows], [r[1] for r in rows], vectors
+        return ([r[0] for r in rows], [r[1] for r in rows],
+                _vectors([r[2] for r in rows], space.dimensions))
 
     def cluster_centroids(self, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, member vector sums, sizes) of the space's clusters."""
         rows = self.execute(self._sql(
-            "SELECT cluster_id, vector_sum, size FROM {clusters} WHERE space = %s "
+            "SELECT cluster_id, vector_send(vector_sum), size FROM {clusters} WHERE space = %s "
             "ORDER BY cluster_id", clusters=self.t("clusters")), (space.name,),
             binary=True).fetchall()
-        sums = np.zeros((len(rows), space.dimensions), dtype=np.float32)
-        for i, row in enumerate(rows):
-            sums[i] = _array(row[1])
+        sums = _vectors([r[1] for r in rows], space.dimensions)
         return (np.array([r[0] for r in rows], dtype=np.int64), sums,
                 np.array([r[2] for r in rows], dtype=np.int64))
 
@@ -98,14 +96,15 @@ class ClusterQueries(StoreBase):
                          ) -> list[tuple[int, str, np.ndarray, str]]:
         """(cluster_id, full_name, vector, text) of every member of these clusters."""
         rows = self.execute(self._sql(
-            "SELECT m.cluster_id, m.full_name, e.embedding, c.text FROM {members} m "
+            "SELECT m.cluster_id, m.full_name, vector_send(e.embedding), c.text FROM {members} m "
             "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0 "
             "JOIN {table} e USING (chunk_id) "
             "WHERE m.space = %s AND NOT m.removed AND m.cluster_id = ANY(%s) "
             "ORDER BY m.cluster_id, m.full_name",
             members=self.t("cluster_members"), chunks=self.t("chunks"),
             table=self.t(space.table)), (space.name, list(cluster_ids)), binary=True).fetchall()
-        return [(cid, name, _array(vector), text) for cid, name, vector, text in rows]
+        vectors = _vectors([row[2] for row in rows], space.dimensions)
+        return [(cid, name, vector, text) for (cid, name, _, text), vector in zip(rows, vectors)]
 
     def write_clusters(self, space: Space, clusters: Sequence[dict], members: Sequence[tuple],
                        dropped: Sequence[int]) -> None:
@@ -115,15 +114,24 @@ class ClusterQueries(StoreBase):
         table = self.t("clusters")
         self.execute(self._sql("DELETE FROM {clusters} WHERE space = %s AND cluster_id = ANY(%s)",
                                clusters=table), (space.name, list(dropped)))
-        self.conn.cursor().executemany(self._sql(
+        columns = ("cluster_id", "size", "vector_sum", "label", "representative",
+                   "mean_similarity")
+        self.execute("CREATE TEMP TABLE _stage_clusters (cluster_id bigint, size integer, "
+                     "vector_sum vector, label text, representative text, mean_similarity real)")
+        with self.conn.cursor().copy("COPY _stage_clusters FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int4", "vector", "text", "text", "float4"])
+            for cluster in clusters:
+                copy.write_row([cluster[c] for c in columns])
+        self.execute(self._sql(
             "INSERT INTO {clusters} (space, cluster_id, size, vector_sum, label, representative, "
-            "mean_similarity) VALUES (%(space)s, %(cluster_id)s, %(size)s, %(vector_sum)s, "
-            "%(label)s, %(representative)s, %(mean_similarity)s) "
+            "mean_similarity) SELECT %s, cluster_id, size, vector_sum, label, representative, "
+            "mean_similarity FROM _stage_clusters "
             "ON CONFLICT (space, cluster_id) DO UPDATE SET size = excluded.size, "
             "vector_sum = excluded.vector_sum, label = excluded.label, "
             "representative = excluded.representative, "
             "mean_similarity = excluded.mean_similarity, updated_at = now()", clusters=table),
-            [{"space": space.name, **cluster} for cluster in clusters])
+            (space.name,))
+        self.execute("DROP TABLE _stage_clusters")
         self.execute("CREATE TEMP TABLE _stage_member_figures (full_name text, similarity real, "
                      "near_duplicate_of text[])")
         with self.conn.cursor().copy("COPY _stage_member_figures FROM STDIN") as copy:

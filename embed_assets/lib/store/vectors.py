@@ -9,7 +9,8 @@ import numpy as np
 from psycopg import sql
 
 from embed_assets.lib import hnsw
-from embed_assets.lib.store.base import Space, StoreBase, StoreError, _ensured, _ensured_lock
+from embed_assets.lib.store.base import (Space, StoreBase, StoreError, _ensured, _ensured_lock,
+                                         _vectors)
 
 
 class VectorQueries(StoreBase):
@@ -133,12 +134,13 @@ class VectorQueries(StoreBase):
     def known_vectors(self, space: Space, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Vectors already computed for these texts, in the space or staged by this run."""
         rows = self.execute(self._sql(
-            "SELECT DISTINCT ON (content_hash) content_hash, embedding FROM ("
+            "SELECT DISTINCT ON (content_hash) content_hash, vector_send(embedding) FROM ("
             "  SELECT content_hash, embedding FROM {table} WHERE content_hash IN (SELECT unnest(%(h)b::text[])) "
             "  UNION ALL SELECT content_hash, embedding FROM _stage_vectors "
             "  WHERE content_hash IN (SELECT unnest(%(h)b::text[]))) known", table=self.t(space.table)),
             {"h": list(content_hashes)}, binary=True).fetchall()
-        return dict(rows)
+        return dict(zip((row[0] for row in rows), _vectors([row[1] for row in rows],
+                                                           space.dimensions)))
 
     def stage_vectors(self, rows: Iterable[tuple[str, str, datetime, np.ndarray]]) -> None:
         with self.conn.cursor().copy("COPY _stage_vectors (chunk_id, content_hash, row_time, "
