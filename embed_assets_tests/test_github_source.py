@@ -275,3 +275,13 @@ def test_the_token_is_read_from_github_token_and_never_shown(monkeypatch):
 def test_bad_github_settings_name_the_variable(environ, named):
     with pytest.raises(SettingError, match=named):
         Settings.from_env(environ)
+
+
+def test_pages_not_fetched_for_a_month_are_forgotten(store):
+    store.etag_put("https://api.github.com/search/repositories?q=old", '"a"', {"items": []}, None)
+    store.etag_put("https://api.github.com/search/repositories?q=new", '"b"', {"items": []}, None)
+    store.execute(f'UPDATE "{store.schema}".github_etags SET fetched_at = now() - interval '
+                  "'31 days' WHERE url LIKE '%q=old'")
+    assert store.etag_prune(30) == 1
+    assert store.etag_get("https://api.github.com/search/repositories?q=old") is None
+    assert store.etag_get("https://api.github.com/search/repositories?q=new")[0] == '"b"'

@@ -49,6 +49,7 @@ API_URL = "https://api.github.com"
 SEARCH_CAP = 1000  # results reachable per search query
 PER_PAGE = 100  # GitHub's maximum
 SECONDARY_BACKOFF = 60.0  # GitHub: wait at least a minute when a secondary limit gives no header
+ETAG_DAYS = 30  # stored pages not fetched for this long are forgotten
 _SECOND = timedelta(seconds=1)
 _HINTS = {401: "check GITHUB_TOKEN", 403: "check what the token may access",
           404: "check the user name"}
@@ -468,4 +469,5 @@ def load_github(store, client: GitHubClient, start: datetime, end: datetime, *,
         kept = [row for row in rows if start <= row.created_at < end]
         rows, outside = kept, len(rows) - len(kept)
     fetched = len(rows) + len(rejected) + outside
+    store.etag_prune(ETAG_DAYS)
     return GitHubLoad(upsert_rows(store, rows), rejected, stats, fetched, outside)

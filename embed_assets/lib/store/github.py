@@ -22,6 +22,12 @@ class GitHubQueries(StoreBase):
             "next_url = excluded.next_url, fetched_at = now()",
             etags=self.t("github_etags")), (url, etag, Jsonb(body), next_url))
 
+    def etag_prune(self, days: int) -> int:
+        """Forget pages not fetched for `days`: daily windows' URLs are never asked again."""
+        return self.execute(self._sql(
+            "DELETE FROM {etags} WHERE fetched_at < now() - make_interval(days => %s)",
+            etags=self.t("github_etags")), (days,)).rowcount
+
     def etag_count(self) -> int:
         return self.execute(self._sql("SELECT count(*) FROM {etags}",
                                       etags=self.t("github_etags"))).fetchone()[0]
