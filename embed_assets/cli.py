@@ -121,7 +121,7 @@ def _sync(settings: Settings, clusters: bool = True) -> dict:
     from embed_assets.sync import sync
 
     with project_instance(settings) as instance:
-        return sync(settings, instance, clusters=clusters)
+        return sync(settings, instance, clusters=clusters, progress=_progress)
 
 
 def cmd_sync(settings: Settings, args) -> int:

@@ -4,6 +4,7 @@ that hold pending work), recorded in the instance like any run launched from the
 import os
 import socket
 import time
+from typing import Callable
 
 import dagster as dg
 
@@ -47,19 +48,24 @@ def changed_partition_keys(settings: Settings, space: Space) -> tuple[ChangeCurs
     return changes.cursor, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
 
 
-def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = True) -> dict:
+def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = True,
+         progress: Callable[[str], None] = lambda message: None) -> dict:
     """Materialise the changed partition range in one run (with the cluster index unless
-    `clusters` is False) and report what it did; with nothing changed, start no run."""
+    `clusters` is False) and report what it did; with nothing changed, start no run.
+    `progress` is told what is about to happen (the CLI prints it on stderr)."""
     began = time.perf_counter()
     with opened_provider(settings) as provider:
         space = Space(space_name(provider.model, provider.dimensions), provider.model,
                       provider.dimensions)
+    progress("reading the change log")
     cursor, keys = changed_partition_keys(settings, space)
     report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
     if keys:
         end_runs_of_dead_processes(instance)
         all_keys = monthly.get_partition_keys()
         first, last = keys[0], keys[-1]
+        progress(f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
+                 + (" with the cluster index" if clusters else ""))
         job = build_definitions(settings).resolve_implicit_global_asset_job_def()
         selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
         result = job.execute_in_process(

@@ -81,6 +81,34 @@ def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> list[st
             for ok, norm in zip(finite, norms)]
 
 
+def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
+                provider: EmbeddingProvider, stats: dict) -> list[tuple[str, str, str]]:
+    """Find or make the vectors of one page of pending chunks and stage them; record and return
+    the chunks whose vector was refused (chunk_id, content_hash, reason)."""
+    known = store.known_vectors(space, {content_hash for _, content_hash, _, _ in page})
+    stats["reused"] += sum(1 for _, h, _, _ in page if h in known)
+    known.update(cache.get_many(h for _, h, _, _ in page if h not in known))
+    todo = {h: text for _, h, _, text in page if h not in known}  # each distinct text once
+    reasons: dict[str, str] = {}
+    if todo:
+        vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
+        problems = vector_problems(vectors, len(todo), provider.dimensions)
+        fresh = {}
+        for content_hash, vector, problem in zip(todo, vectors, problems):
+            if problem is None:
+                fresh[content_hash] = vector
+            else:
+                reasons[content_hash] = problem
+        cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
+        known.update(fresh)
+    refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page if h in reasons]
+    stats["refused"] += len(refused)
+    store.record_failures(space, refused)
+    store.stage_vectors((cid, h, row_time, known[h]) for cid, h, row_time, _ in page
+                        if h in known)
+    return refused
+
+
 def sync_embeddings(store: Store, start: datetime, end: datetime, provider: EmbeddingProvider,
                     *, cache_max_entries: int = 1_000_000,
                     cache_max_age_days: float | None = None) -> dict:
@@ -104,29 +132,8 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
         while page := store.pending_chunks(space, start, end, after, PAGE_SIZE):
             after = page[-1][0]
             stats["pending"] += len(page)
-            known = store.known_vectors(space, {content_hash for _, content_hash, _, _ in page})
-            stats["reused"] += sum(1 for _, h, _, _ in page if h in known)
-            known.update(cache.get_many(h for _, h, _, _ in page if h not in known))
-            todo = {h: text for _, h, _, text in page if h not in known}  # each distinct text once
-            reasons: dict[str, str] = {}
-            if todo:
-                vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
-                problems = vector_problems(vectors, len(todo), provider.dimensions)
-                fresh = {}
-                for content_hash, vector, problem in zip(todo, vectors, problems):
-                    if problem is None:
-                        fresh[content_hash] = vector
-                    else:
-                        reasons[content_hash] = problem
-                cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
-                known.update(fresh)
-            refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page
-                       if h in reasons]
-            stats["refused"] += len(refused)
+            refused = _embed_page(store, space, page, cache, provider, stats)
             refused_examples += [f"{cid}: {reason}" for cid, _, reason in refused[:5]]
-            store.record_failures(space, refused)
-            store.stage_vectors((cid, h, row_time, known[h]) for cid, h, row_time, _ in page
-                                if h in known)
         evicted = cache.finish()
         writing = time.perf_counter()
         written = store.write_vectors(space, start, end)

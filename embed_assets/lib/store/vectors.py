@@ -250,15 +250,17 @@ class VectorQueries(StoreBase):
                 table=self.t(space.table), chunks=self.t("chunks"),
                 repositories=self.t("repositories"), where=where)
 
-        approximate = nearest("embedding <=> %(q)s")
+        # The query vector goes in binary (`%b`): parsing 384 floats from text cost 0.4 ms of a
+        # 4 ms search.
+        approximate = nearest("embedding <=> %(q)b")
         # The same distance as a function call, which no index can order by: a scan of the
         # vectors alone (84 ms at 113K 384-d vectors), where the join below first reads every
         # chunk and repository (~1 s).
-        scanned = nearest("cosine_distance(embedding, %(q)s)")
+        scanned = nearest("cosine_distance(embedding, %(q)b)")
         exhaustive = self._sql(
-            "SELECT c.full_name, 1 - (e.embedding <=> %(q)s), c.text FROM {table} e "
+            "SELECT c.full_name, 1 - (e.embedding <=> %(q)b), c.text FROM {table} e "
             "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = c.full_name "
-            "WHERE {where} ORDER BY e.embedding <=> %(q)s LIMIT %(n)s",
+            "WHERE {where} ORDER BY e.embedding <=> %(q)b LIMIT %(n)s",
             table=self.t(space.table), chunks=self.t("chunks"),
             repositories=self.t("repositories"), where=where)
         # Set for the connection, once per value: a transaction around each query to scope it
