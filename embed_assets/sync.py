@@ -11,7 +11,7 @@ import dagster as dg
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.assets import monthly
 from embed_assets.defs.sensors import range_tags
-from embed_assets.lib.changes import ChangeCursor, read_changes
+from embed_assets.lib.changes import ChangeCursor, read_changes, record_reader
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import opened_provider, space_name
 from embed_assets.lib.settings import Settings
@@ -85,7 +85,7 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
         if clusters:
             report["clusters"] = _metadata(result, "cluster_index")["clusters"]
     with open_store(database_url(settings), settings) as store:
-        store.set_cursor(SYNC_CURSOR, cursor.position, cursor.to_text())
+        record_reader(store, SYNC_CURSOR, cursor)
         report["unchanged"] = store.count_vectors(space) - report["embedded"]
     report["seconds"] = round(time.perf_counter() - began, 3)
     return report

@@ -6,11 +6,13 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from embed_assets.defs.assets import chunks, embeddings, monthly, repositories
 from embed_assets.defs.resources import DatabaseResource
-from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes
+from embed_assets.lib.changes import (ChangeCursor, partition_ranges, read_changes,
+                                      record_reader)
 
 PARTITIONED = dg.AssetSelection.assets(repositories, chunks, embeddings)
 MAX_RUNS_PER_TICK = 3  # a burst over hundreds of months becomes at most this many range runs
 MAX_CHANGES_PER_TICK = 200_000  # sensor evaluations time out at 60 s; the rest waits a tick
+SENSOR_READER = "sensor:new_source_rows"  # its position in `cursors`, for pruning the log
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
@@ -28,6 +30,9 @@ def new_source_rows(context: dg.SensorEvaluationContext, database: DatabaseResou
     cursor = ChangeCursor.from_text(context.cursor)
     with database.open() as store:
         changes = read_changes(store, cursor, MAX_CHANGES_PER_TICK)
+        # The position Dagster has stored, not the new one: a tick that fails to store its
+        # cursor reads again what it read, which must still be in the log.
+        record_reader(store, SENSOR_READER, cursor)
     if not changes.count:
         return dg.SensorResult(skip_reason=dg.SkipReason(
             f"no source row changed since change #{cursor.position}"),

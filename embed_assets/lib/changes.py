@@ -25,6 +25,10 @@ class ChangeCursor:
     gaps: Ranges = ()  # ids at or below position not seen yet
     gaps_until: int = 0  # transaction id: once all before it have ended, the gaps are dropped
 
+    def read_through(self) -> int:
+        """The highest id such that this reader has read every change up to it."""
+        return min(low for low, _ in self.gaps) - 1 if self.gaps else self.position
+
     def to_text(self) -> str:
         return json.dumps({"position": self.position, "gaps": [list(g) for g in self.gaps],
                            "gaps_until": self.gaps_until}, separators=(",", ":"))
@@ -59,6 +63,15 @@ def read_changes(store, cursor: ChangeCursor, limit: int | None = None) -> Chang
     return Changes({month for _, month in rows}, len(rows),
                    ChangeCursor(position, tuple(gaps + fresh) if gaps or fresh else (),
                                 until if gaps or fresh else 0))
+
+
+def record_reader(store, reader: str, cursor: ChangeCursor) -> int:
+    """Record where `reader` (`sync`, the sensor) is in the log, then drop the changes that every
+    recorded reader has read, so that the log does not grow for ever; returns how many. A reader
+    that stops for good holds the log back until its row in `cursors` is deleted."""
+    store.set_cursor(reader, cursor.position, cursor.to_text())
+    through = min(ChangeCursor.from_text(text).read_through() for text in store.cursor_states())
+    return store.prune_change_log(through)
 
 
 def _missing(ranges: Iterable[tuple[int, int]], seen: Sequence[int]) -> Iterable[tuple[int, int]]:

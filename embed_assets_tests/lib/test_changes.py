@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes
+from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes, record_reader
 from embed_assets_tests.helpers import source_row
 
 
@@ -98,3 +98,31 @@ def test_a_burst_over_hundreds_of_partitions_is_a_bounded_number_of_ranges():
     assert len(ranges) == 4
     covered = {k for first, last in ranges for k in keys[keys.index(first):keys.index(last) + 1]}
     assert set(burst) <= covered
+
+
+def logged(store) -> int:
+    return store.execute(sql.SQL("SELECT count(*) FROM {}").format(store.t("source_changes"))).fetchone()[0]
+
+
+def test_the_log_keeps_what_a_reader_has_not_read_and_drops_the_rest(store, settings):
+    store.upsert_source([source_row(f"o/r{i}") for i in range(4)])
+    sync_cursor = read_changes(store, ChangeCursor()).cursor
+    assert record_reader(store, "sync", sync_cursor) == 4  # the only reader has read all 4
+    store.upsert_source([source_row(f"o/s{i}") for i in range(3)])
+    record_reader(store, "sensor", sync_cursor)  # a second reader, as far as sync was
+    sensor_cursor = read_changes(store, sync_cursor).cursor
+    assert record_reader(store, "sensor", sensor_cursor) == 0  # sync has not read the 3 yet
+    assert logged(store) == 3
+    assert record_reader(store, "sync", read_changes(store, sync_cursor).cursor) == 3
+    assert logged(store) == 0
+
+
+def test_a_change_not_yet_visible_is_never_dropped_before_it_is_read(store, settings):
+    with psycopg.connect(settings.database_url) as slow:
+        slow.execute(sql.SQL("INSERT INTO {} (full_name, description, created_at) "
+                             "VALUES ('slow/writer', 'x', '2019-06-01')").format(store.source))
+        store.upsert_source([source_row("fast/writer")])
+        early = read_changes(store, ChangeCursor()).cursor
+        record_reader(store, "sync", early)
+        slow.commit()
+    assert read_changes(store, early).months == {month("2019-06-01")}  # still there

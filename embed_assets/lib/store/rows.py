@@ -168,6 +168,16 @@ class RowQueries(StoreBase):
             "WHERE c.position <= excluded.position", cursors=self.t("cursors")),
             (name, position, state))
 
+    def cursor_states(self) -> list[str]:
+        """Every reader's position in the change log."""
+        return [row[0] for row in self.execute(self._sql(
+            "SELECT coalesce(state, position::text) FROM {cursors}", cursors=self.t("cursors")))]
+
+    def prune_change_log(self, through: int) -> int:
+        """Drop the changes with ids up to `through`: every reader has read them."""
+        return self.execute(self._sql("DELETE FROM {changes} WHERE id <= %s",
+                                      changes=self.t("source_changes")), (through,)).rowcount
+
     def read_change_log(self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None
                         ) -> tuple[list[tuple[int, datetime]], int, int]:
         """(id, month (UTC) of the row) of the changes after `position` or inside `gaps`, oldest
