@@ -2,8 +2,8 @@
 that hold pending work), recorded in the instance like any run launched from the UI."""
 
 import os
-import socket
 import time
+import uuid
 from typing import Callable
 
 import dagster as dg
@@ -15,7 +15,7 @@ from embed_assets.lib.changes import ChangeCursor, read_changes, record_reader
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import opened_provider, space_name
 from embed_assets.lib.settings import Settings
-from embed_assets.lib.store import Space, open_store
+from embed_assets.lib.store import Space, Store, open_store
 
 SYNC_CURSOR = "sync"
 PARTITIONED_ASSETS = ("repositories", "chunks", "embeddings")
@@ -26,9 +26,9 @@ PARTITIONED_ASSETS = ("repositories", "chunks", "embeddings")
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# Who runs a sync's run: a process killed with SIGKILL never ends its run, which would keep its
-# slot in the `embedding_provider` pool for ever; the next sync on this machine ends it.
-HOST_TAG, PID_TAG = "embed_assets/host", "embed_assets/pid"
+# A sync killed with SIGKILL never ends its run, which would keep its slot in the
+# `embedding_provider` pool for ever: the next sync ends it (end_runs_of_dead_processes).
+LAUNCHER_TAG, LIVENESS_TAG, PID_TAG = "embed_assets/launcher", "embed_assets/liveness", "embed_assets/pid"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
@@ -61,17 +61,19 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
     cursor, keys = changed_partition_keys(settings, space)
     report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
     if keys:
-        end_runs_of_dead_processes(instance)
         all_keys = monthly.get_partition_keys()
         first, last = keys[0], keys[-1]
         progress(f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
                  + (" with the cluster index" if clusters else ""))
         job = build_definitions(settings).resolve_implicit_global_asset_job_def()
         selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
-        result = job.execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET, asset_selection=selection,
-            tags=range_tags(first, last) | {HOST_TAG: socket.gethostname(),
-                                            PID_TAG: str(os.getpid())})
+        liveness = f"embed_assets.sync.{uuid.uuid4().hex}"
+        with open_store(database_url(settings), settings) as store, store.lock(liveness):
+            end_runs_of_dead_processes(instance, store)
+            result = job.execute_in_process(
+                instance=instance, raise_on_error=False, run_config=QUIET,
+                asset_selection=selection, tags=range_tags(first, last) | {
+                    LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())})
         if not result.success:
             raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
         report["partitions"] = all_keys.index(last) - all_keys.index(first) + 1
@@ -101,28 +103,21 @@ def materialise_cluster_index(settings: Settings, instance: dg.DagsterInstance) 
     return _metadata(result, "cluster_index")
 
 
-def end_runs_of_dead_processes(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the runs started by a sync on this machine whose process is gone, and free
-    their pool slots. Their writes were transactions: nothing half-done stays in the store."""
+def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> list[str]:
+    """Mark failed the unfinished runs of syncs whose process is gone, and free their pool slots.
+    A sync holds a session advisory lock named in its run's tags for as long as it runs: a lock
+    that can be taken belongs to a process that is gone, on any machine. Their writes were
+    transactions: nothing half-done stays in the store."""
     ended = []
-    for run in instance.get_runs(filters=dg.RunsFilter(
-            statuses=UNFINISHED, tags={HOST_TAG: socket.gethostname()})):
-        pid = int(run.tags.get(PID_TAG, "0"))
-        if pid and pid != os.getpid() and not _alive(pid):
-            instance.report_run_failed(run, f"the embed-assets process {pid} running it is gone")
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            ended.append(run.run_id)
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED,
+                                                       tags={LAUNCHER_TAG: "sync"})):
+        with store.try_lock(run.tags.get(LIVENESS_TAG, "")) as gone:
+            if gone:
+                instance.report_run_failed(run, "the embed-assets sync running it is gone "
+                                                f"(process {run.tags.get(PID_TAG)})")
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+                ended.append(run.run_id)
     return ended
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
 
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:

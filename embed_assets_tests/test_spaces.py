@@ -48,6 +48,10 @@ def test_switch_fill_activate_and_drop(settings, store, monkeypatch, capsys):
     assert search("json parser", 1, settings=Settings.from_env())[0]["full_name"] == "acme/parser"
     assert run_json(capsys, "clusters")  # the new space's cluster index was built on activation
 
+    for name in (old, new, old, new):  # back and forth, whatever the rows' order on disk
+        run_json(capsys, "spaces", "activate", name, "--force", "--no-clusters")
+        assert store.active_space().name == name
+
     assert main(["spaces", "drop", new]) == 2  # the active space is never dropped
     assert "active embedding space" in capsys.readouterr().err
     assert [s["name"] for s in run_json(capsys, "spaces", "drop", old)] == [new]

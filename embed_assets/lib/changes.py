@@ -16,22 +16,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Iterable, Sequence
 
-Ranges = tuple[tuple[int, int], ...]  # inclusive [low, high] ranges of change ids
+Gap = tuple[int, int, int]  # ids low..high not seen yet, and the transaction id they wait for
 
 
 @dataclass(frozen=True)
 class ChangeCursor:
     position: int = 0  # the highest change id read
-    gaps: Ranges = ()  # ids at or below position not seen yet
-    gaps_until: int = 0  # transaction id: once all before it have ended, the gaps are dropped
+    # Each gap waits until every transaction older than its transaction id has ended: a change
+    # logged there is then visible, and an id still missing was rolled back or skipped.
+    gaps: tuple[Gap, ...] = ()
 
     def read_through(self) -> int:
         """The highest id such that this reader has read every change up to it."""
-        return min(low for low, _ in self.gaps) - 1 if self.gaps else self.position
+        return min(low for low, _, _ in self.gaps) - 1 if self.gaps else self.position
 
     def to_text(self) -> str:
-        return json.dumps({"position": self.position, "gaps": [list(g) for g in self.gaps],
-                           "gaps_until": self.gaps_until}, separators=(",", ":"))
+        return json.dumps({"position": self.position, "gaps": [list(g) for g in self.gaps]},
+                          separators=(",", ":"))
 
     @classmethod
     def from_text(cls, text: str | None) -> ChangeCursor:
@@ -41,8 +42,8 @@ class ChangeCursor:
         if text.strip().isdigit():
             return cls(int(text))
         value = json.loads(text)
-        return cls(int(value["position"]), tuple((int(lo), int(hi)) for lo, hi in value["gaps"]),
-                   int(value["gaps_until"]))
+        return cls(int(value["position"]), tuple((int(lo), int(hi), int(until))
+                                                 for lo, hi, until in value["gaps"]))
 
 
 @dataclass
@@ -54,15 +55,20 @@ class Changes:
 
 def read_changes(store, cursor: ChangeCursor, limit: int | None = None) -> Changes:
     """The changes after `cursor` (at most `limit`, oldest first) and the cursor past them."""
-    rows, oldest_running, next_xid = store.read_change_log(cursor.position, cursor.gaps, limit)
+    rows, oldest_running, reader_xid = store.read_change_log(
+        cursor.position, [(low, high) for low, high, _ in cursor.gaps], limit)
     seen = sorted(change_id for change_id, _ in rows)
     position = max([cursor.position, *seen])
-    gaps = list(_missing(cursor.gaps, seen)) if oldest_running < cursor.gaps_until else []
-    fresh = list(_missing(((cursor.position + 1, position),), seen))
-    until = next_xid if fresh else cursor.gaps_until
+    # A read cut by the limit may have left visible gap ids unread: no gap expires then.
+    cut = limit is not None and len(rows) >= limit
+    kept = [(low, high, until) for gap in cursor.gaps
+            for low, high, until in _missing([gap], seen) if cut or oldest_running < until]
+    # Ids skipped below the new position belong to transactions running now, all older than
+    # this reader's own transaction id.
+    fresh = [(low, high, reader_xid) for low, high, _ in
+             _missing([(cursor.position + 1, position, reader_xid)], seen)]
     return Changes({month for _, month in rows}, len(rows),
-                   ChangeCursor(position, tuple(gaps + fresh) if gaps or fresh else (),
-                                until if gaps or fresh else 0))
+                   ChangeCursor(position, tuple(sorted(kept + fresh))))
 
 
 def record_reader(store, reader: str, cursor: ChangeCursor) -> int:
@@ -74,18 +80,18 @@ def record_reader(store, reader: str, cursor: ChangeCursor) -> int:
     return store.prune_change_log(through)
 
 
-def _missing(ranges: Iterable[tuple[int, int]], seen: Sequence[int]) -> Iterable[tuple[int, int]]:
-    """The parts of `ranges` holding no id of `seen` (sorted)."""
-    for low, high in ranges:
+def _missing(gaps: Iterable[Gap], seen: Sequence[int]) -> Iterable[Gap]:
+    """The parts of `gaps` holding no id of `seen` (sorted), each with its gap's transaction id."""
+    for low, high, until in gaps:
         at = bisect.bisect_left(seen, low)
         while low <= high:
             if at < len(seen) and seen[at] <= high:
                 if seen[at] > low:
-                    yield (low, seen[at] - 1)
+                    yield (low, seen[at] - 1, until)
                 low = seen[at] + 1
                 at += 1
             else:
-                yield (low, high)
+                yield (low, high, until)
                 break
 
 

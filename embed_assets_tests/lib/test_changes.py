@@ -49,6 +49,38 @@ def test_a_change_committed_late_with_a_lower_id_is_not_skipped(store, settings)
     assert read_changes(store, late.cursor).cursor.gaps == ()
 
 
+def test_a_writer_older_than_the_one_that_committed_still_holds_its_gap(store, settings):
+    """C takes its transaction id first; W logs id n, C logs n+1 and commits; while W runs, the
+    gap at n must survive every read (W is not older than the reader's snapshot horizon)."""
+    insert = sql.SQL("INSERT INTO {} (full_name, description, created_at) VALUES (%s, 'x', %s)")
+    with psycopg.connect(settings.database_url) as crawler, \
+            psycopg.connect(settings.database_url) as writer:
+        crawler.execute("SELECT pg_current_xact_id()")  # C's id, lower than W's
+        writer.execute(insert.format(store.source), ("w/late", "2018-03-03"))
+        crawler.execute(insert.format(store.source), ("c/early", "2022-02-02"))
+        crawler.commit()
+        cursor = ChangeCursor()
+        for _ in range(3):  # ticks while W is still running
+            changes = read_changes(store, cursor)
+            cursor = changes.cursor
+            assert cursor.gaps, "the gap of W's change was dropped while W runs"
+        writer.commit()
+    assert read_changes(store, cursor).months == {month("2018-03-01")}
+
+
+def test_a_read_cut_by_the_limit_expires_no_gap(store, settings):
+    insert = sql.SQL("INSERT INTO {} (full_name, description, created_at) VALUES (%s, 'x', %s)")
+    with psycopg.connect(settings.database_url) as slow:
+        slow.execute(insert.format(store.source), ("s/one", "2011-01-01"))
+        slow.execute(insert.format(store.source), ("s/two", "2012-01-01"))
+        store.upsert_source([source_row("fast/writer", when="2013-01-01")])
+        cursor = read_changes(store, ChangeCursor()).cursor
+        slow.commit()
+    first = read_changes(store, cursor, limit=1)
+    second = read_changes(store, first.cursor, limit=1)
+    assert first.months | second.months == {month("2011-01-01"), month("2012-01-01")}
+
+
 def test_a_rolled_back_change_leaves_a_gap_that_expires(store, settings):
     with psycopg.connect(settings.database_url) as aborted:
         aborted.execute(sql.SQL("INSERT INTO {} (full_name, description) VALUES ('gone/row', 'x')")
@@ -70,7 +102,7 @@ def test_the_limit_bounds_a_read_and_the_next_read_goes_on(store):
 
 
 def test_cursor_text_round_trips_and_reads_a_bare_id():
-    cursor = ChangeCursor(41, ((3, 5), (9, 9)), 777)
+    cursor = ChangeCursor(41, ((3, 5, 777), (9, 9, 780)))
     assert ChangeCursor.from_text(cursor.to_text()) == cursor
     assert ChangeCursor.from_text("12") == ChangeCursor(12)
     assert ChangeCursor.from_text(None) == ChangeCursor()

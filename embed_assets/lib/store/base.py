@@ -74,6 +74,31 @@ class StoreBase:
             yield
 
     @contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """A session advisory lock on `name`, held until exit or until the connection ends."""
+        self.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        try:
+            yield
+        finally:
+            self._unlock("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+    @contextmanager
+    def try_lock(self, name: str) -> Iterator[bool]:
+        """Whether the session advisory lock on `name` was free (then held until exit)."""
+        taken = self.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (name,)).fetchone()[0]
+        try:
+            yield taken
+        finally:
+            if taken:
+                self._unlock("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+
+    def _unlock(self, query: str, params: tuple) -> None:
+        try:
+            self.execute(query, params)
+        except psycopg.Error:
+            pass  # the connection is gone, and its locks with it: keep the first error
+
+    @contextmanager
     def window_lock(self, work: str, start: datetime, end: datetime) -> Iterator[None]:
         """Hold `work` (a step, with its space) on every month of [start, end) against other
         runs: a second run over an overlapping window waits, then finds nothing left to do, so
@@ -88,9 +113,8 @@ class StoreBase:
         try:
             yield
         finally:
-            if not self.conn.closed:
-                self.execute("SELECT count(pg_advisory_unlock(hashtext(%s), m)) FROM "
-                             "unnest(%s::int[]) m", (key, months))
+            self._unlock("SELECT count(pg_advisory_unlock(hashtext(%s), m)) FROM "
+                         "unnest(%s::int[]) m", (key, months))
 
 
     def clock(self) -> datetime:

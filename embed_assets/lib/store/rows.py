@@ -181,8 +181,8 @@ class RowQueries(StoreBase):
     def read_change_log(self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None
                         ) -> tuple[list[tuple[int, datetime]], int, int]:
         """(id, month (UTC) of the row) of the changes after `position` or inside `gaps`, oldest
-        first, and, from the same snapshot, the oldest transaction id still running and the next
-        one to be given out (see embed_assets.lib.changes)."""
+        first, and, from the same snapshot, the oldest transaction id still running and this
+        reader's own transaction id (see embed_assets.lib.changes)."""
         with self.conn.transaction():
             self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             rows = self.execute(self._sql(
@@ -191,10 +191,12 @@ class RowQueries(StoreBase):
                 changes=self.t("source_changes")),
                 {"position": position, "limit": limit,
                  "gaps": "{" + ",".join(f"[{lo},{hi}]" for lo, hi in gaps) + "}"}).fetchall()
-            oldest, following = self.execute(
+            # After the read: this transaction's own id is above that of every writer whose
+            # change the read could not see yet.
+            oldest, own = self.execute(
                 "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-                "pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()
-        return rows, oldest, following
+                "pg_current_xact_id()::text::bigint").fetchone()
+        return rows, oldest, own
 
     def changed_repositories(self, start: datetime, end: datetime, since: datetime,
                              limit: int) -> list[dict]:

@@ -87,13 +87,18 @@ class VectorQueries(StoreBase):
             if not self.execute(self._sql("SELECT 1 FROM {spaces} WHERE name = %s",
                                           spaces=self.t("spaces")), (name,)).fetchone():
                 raise StoreError(f"no embedding space {name!r} (see `embed-assets spaces`)")
-            self.execute(self._sql("UPDATE {spaces} SET active = (name = %s) "
-                                   "WHERE active OR name = %s", spaces=self.t("spaces")),
-                         (name, name))
+            # Two statements: one would meet the one-active index in the middle of the update.
+            self.execute(self._sql("UPDATE {spaces} SET active = false WHERE active AND name <> %s",
+                                   spaces=self.t("spaces")), (name,))
+            self.execute(self._sql("UPDATE {spaces} SET active = true WHERE name = %s",
+                                   spaces=self.t("spaces")), (name,))
 
     def drop_space(self, name: str) -> None:
-        """Remove a space that is not active: its vectors, refusals and cluster index."""
+        """Remove a space that is not active: its vectors, refusals and cluster index. Waits for
+        a run writing the space to finish (the same lock as `write_vectors`, taken first)."""
+        table = Space(name, "", 0).table
         with self.transaction():
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{self.schema}.{table}",))
             row = self.execute(self._sql("SELECT active FROM {spaces} WHERE name = %s FOR UPDATE",
                                          spaces=self.t("spaces")), (name,)).fetchone()
             if row is None:
@@ -101,16 +106,14 @@ class VectorQueries(StoreBase):
             if row[0]:
                 raise StoreError(f"{name!r} is the active embedding space: activate another "
                                  "one first")
-            for table in ("embedding_failures", "cluster_members", "clusters",
+            for owned in ("embedding_failures", "cluster_members", "clusters",
                           "cluster_resolutions", "cluster_meta", "spaces"):
-                column = "name" if table == "spaces" else "space"
+                column = "name" if owned == "spaces" else "space"
                 self.execute(self._sql("DELETE FROM {table} WHERE {column} = %s",
-                                       table=self.t(table), column=sql.Identifier(column)), (name,))
-            self.execute(self._sql("DROP TABLE IF EXISTS {table}",
-                                   table=self.t(Space(name, "", 0).table)))
+                                       table=self.t(owned), column=sql.Identifier(column)), (name,))
+            self.execute(self._sql("DROP TABLE IF EXISTS {table}", table=self.t(table)))
         with _ensured_lock:
-            _ensured.difference_update({key for key in _ensured
-                                        if key[1:] == (self.schema, Space(name, "", 0).table)})
+            _ensured.difference_update({key for key in _ensured if key[1:] == (self.schema, table)})
 
     def pending_chunks(self, space: Space, start: datetime, end: datetime, after: str,
                        limit: int) -> list[tuple[str, str, datetime, str]]:
