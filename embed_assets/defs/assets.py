@@ -12,7 +12,7 @@ import dagster as dg
 from embed_assets.defs.resources import (DatabaseResource, EmbeddingCacheResource,
                                         EmbeddingProviderResource, GitHubSourceResource)
 from embed_assets.lib import pipeline
-from embed_assets.lib.github import load_github
+from embed_assets.lib.github_source import load_github
 from embed_assets.lib.quality import markdown_table
 from embed_assets.lib.cluster_index import sync_cluster_index
 from embed_assets.lib.settings import Settings

@@ -104,7 +104,7 @@ class GitHubSourceResource(dg.ConfigurableResource):
         return bool(self.query or self.starred)
 
     def source(self) -> dict[str, str]:
-        """The keyword arguments of lib.github.load_github: query or starred."""
+        """The keyword arguments of lib.github_source.load_github: query or starred."""
         return {"query": self.query} if self.query else {"starred": self.starred}
 
     @contextmanager

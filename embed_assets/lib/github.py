@@ -1,7 +1,6 @@
-"""GitHub's REST API as a source of repository rows: a search over a creation-time window, or the
-repositories a user has starred. Items become loader records checked by `parse_record`, so a bad
-item is a Rejected with a reason and the others are kept. READMEs are not fetched: that would be
-one more request per repository (a hundred per search page), so rows carry readme=None.
+"""A client of GitHub's REST API for repository objects: a search over a creation-time window, or
+the repositories a user has starred. READMEs are not fetched: that would be one more request per
+repository (a hundred per search page), so rows carry readme=None.
 
 Search answers at most 1,000 results per query, so a window whose `total_count` exceeds that is
 halved, recursively, down to one second; a one-second window still over the cap is fetched as far
@@ -18,9 +17,7 @@ the rate limit) reuses the stored body and the stored next-page URL: a 304 need 
 header. Stored bodies keep only the fields read here (`_slim`). `StoreETags` keeps them in the
 project's Postgres (table `github_etags`), so that every run and process shares them.
 
-`load_github` is the whole source for one window: fetch (a search, or the starred list filtered to
-the window), validate, upsert into the source table through the store; the `repositories` asset
-and `embed-assets load --github` both call it.
+The rows these fetches become, and the load into the source table: embed_assets.lib.github_source.
 
 The token lives only in the Authorization header and is scrubbed from every message that quotes
 GitHub; a pagination link to another host is refused, since following it would send the token.
@@ -30,18 +27,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from embed_assets.lib.http_client import TRANSPORT_ERRORS, retry_after_seconds
-from embed_assets.lib.loader import Rejected, SourceRow, parse_record
-from embed_assets.lib.settings import CREATED_QUALIFIER
-from embed_assets.lib.store.rows import SOURCE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +43,15 @@ API_URL = "https://api.github.com"
 SEARCH_CAP = 1000  # results reachable per search query
 PER_PAGE = 100  # GitHub's maximum
 SECONDARY_BACKOFF = 60.0  # GitHub: wait at least a minute when a secondary limit gives no header
-ETAG_DAYS = 30  # stored pages not fetched for this long are forgotten
 _SECOND = timedelta(seconds=1)
 _HINTS = {401: "check GITHUB_TOKEN", 403: "check what the token may access",
           404: "check the user name"}
 
-ME = "@me"  # the starred repositories of the token's owner
 # What the client reads of a repository object (see to_record) and of a search page.
 REPOSITORY_FIELDS = ("full_name", "description", "language", "stargazers_count", "topics",
                      "html_url", "created_at")
 
 Body = dict | list
-Rows = tuple[list[SourceRow], list[Rejected], dict]  # rows, rejected, the fetch's stats
 Stored = tuple[str, Body, str | None]  # etag, body, the next page's URL (None: the last page)
 
 
@@ -152,7 +143,7 @@ class GitHubClient:
 
     def search_repositories(self, query: str, start: datetime, end: datetime) -> list[dict]:
         """Repositories matching `query` created in [start, end): whole seconds, naive means UTC."""
-        start, end = _utc(start), _utc(end)
+        start, end = window_time(start), window_time(end)
         if end <= start:
             raise ValueError(f"empty window: {start.isoformat()} to {end.isoformat()}")
         self.stats = FetchStats()
@@ -349,7 +340,8 @@ def _message(response: httpx.Response) -> str:
         return response.text[:200]
 
 
-def _utc(value: datetime) -> datetime:
+def window_time(value: datetime) -> datetime:
+    """A search window's bound in UTC (a naive time is UTC); whole seconds only."""
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if value.microsecond:
         raise ValueError(f"{value.isoformat()}: search windows are in whole seconds")
@@ -358,116 +350,3 @@ def _utc(value: datetime) -> datetime:
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def to_record(item: dict) -> dict:
-    """The loader's record for one repository object of GitHub's API."""
-    return {"full_name": item.get("full_name"), "description": item.get("description"),
-            "language": item.get("language"), "stars": item.get("stargazers_count"),
-            "topics": item.get("topics"), "url": item.get("html_url"),
-            "created_at": item.get("created_at")}
-
-
-def parse_items(items: list[dict]) -> tuple[list[SourceRow], list[Rejected]]:
-    """Validate items; a Rejected's row is the item's 1-based position in the fetched result."""
-    rows: list[SourceRow] = []
-    rejected: list[Rejected] = []
-    for number, item in enumerate(items, 1):
-        result = parse_record(to_record(item), number, time_column="created_at")
-        (rows if isinstance(result, SourceRow) else rejected).append(result)
-    return rows, rejected
-
-
-def search_rows(client: GitHubClient, query: str, start: datetime, end: datetime) -> Rows:
-    """Rows for the repositories matching `query` created in [start, end), with the fetch's stats."""
-    rows, rejected = parse_items(client.search_repositories(query, start, end))
-    return rows, rejected, asdict(client.stats)
-
-
-def starred_rows(client: GitHubClient, user: str | None = None) -> Rows:
-    """Rows for the repositories `user` (None: the token's owner) starred, with the fetch's stats."""
-    rows, rejected = parse_items(client.starred(user))
-    return rows, rejected, asdict(client.stats)
-
-
-def window_qualifier_in(query: str) -> bool:
-    """Whether `query` has its own `created:` qualifier, which would fight the window's."""
-    return bool(CREATED_QUALIFIER.search(query))
-
-
-def upsert_rows(store, rows: Sequence[SourceRow]) -> dict[str, int]:
-    """Upsert validated rows into the source table: {"inserted", "updated", "unchanged"}. The one
-    write path of every loader (a file's rows, GitHub's)."""
-    return store.upsert_source([tuple(getattr(row, c) for c in SOURCE_COLUMNS) for row in rows])
-
-
-@dataclass
-class GitHubLoad:
-    """What `load_github` did: the upsert's counts, the rejected items and the fetch's stats."""
-
-    counts: dict[str, int]  # inserted, updated, unchanged
-    rejected: list[Rejected]
-    stats: dict
-    fetched: int  # items GitHub returned (after deduplication)
-    outside_window: int = 0  # starred repositories created outside the window: not loaded
-
-    def summary(self) -> dict:
-        """The counts of a file load (inserted, updated, unchanged, rejected) and the fetch's
-        stats; `truncated_windows` lists "FROM..TO: fetched of total" per window over the cap."""
-        stats = self.stats
-        return {**self.counts, "rejected": len(self.rejected), "requests": stats["requests"],
-                "not_modified": stats["not_modified"], "pages": stats["pages"],
-                "windows_split": stats["windows_split"],
-                "truncated_windows": list(stats["truncated_windows"]),
-                "incomplete_results": stats["incomplete_results"],
-                "rate_limit_waits": stats["rate_limit_waits"],
-                "seconds_waited": round(stats["seconds_waited"], 1),
-                "outside_window": self.outside_window}
-
-    def metadata(self) -> dict:
-        """`summary` for an asset's metadata: keys prefixed `github_` (the asset's own counts
-        share names), the truncated windows counted, and examples of them and of rejects."""
-        summary = self.summary()
-        truncated = summary.pop("truncated_windows")
-        return {f"github_{key}": value for key, value in summary.items()} | {
-            "github_truncated_windows": len(truncated),
-            "github_truncated_window_examples": truncated[:5],
-            "github_rejected_examples": [f"{r.full_name or f'item {r.row}'}: {r.reason}"
-                                         for r in self.rejected[:5]]}
-
-    def describe(self) -> str:
-        """One line for a log or the CLI's stderr."""
-        stats = self.stats
-        line = (f"fetched {self.fetched:,} repositories from GitHub in {stats['requests']} "
-                f"requests ({stats['not_modified']} not modified, {stats['pages']} pages, "
-                f"{stats['windows_split']} windows split, {stats['rate_limit_waits']} rate-limit "
-                f"waits)")
-        if self.outside_window:
-            line += f"; {self.outside_window:,} created outside the window left out"
-        if stats["truncated_windows"]:
-            line += ("; over the 1,000-result cap within one second, not all fetched: "
-                     + ", ".join(stats["truncated_windows"][:5]))
-        return line
-
-
-def load_github(store, client: GitHubClient, start: datetime, end: datetime, *,
-                query: str | None = None, starred: str | None = None) -> GitHubLoad:
-    """Fetch the repositories created in [start, end) (a search for `query`, or those `starred`
-    by a user, `@me` for the token's owner, kept when created in the window) and upsert them into
-    the source table of `store`. Exactly one of `query` and `starred`."""
-    if (query is None) == (starred is None):
-        raise ValueError("give exactly one of query and starred")
-    start, end = _utc(start), _utc(end)
-    outside = 0
-    if query is not None:
-        if window_qualifier_in(query):
-            raise ValueError(f"the query {query!r} has its own created: qualifier; the window "
-                             "is added to it")
-        rows, rejected, stats = search_rows(client, query, start, end)
-    else:
-        rows, rejected, stats = starred_rows(client, None if starred == ME else starred)
-        kept = [row for row in rows if start <= row.created_at < end]
-        rows, outside = kept, len(rows) - len(kept)
-    fetched = len(rows) + len(rejected) + outside
-    store.etag_prune(ETAG_DAYS)
-    return GitHubLoad(upsert_rows(store, rows), rejected, stats, fetched, outside)

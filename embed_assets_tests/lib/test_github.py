@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from embed_assets.lib.github import (GitHubClient, GitHubError, MemoryETags, search_rows,
-                                     starred_rows)
+from embed_assets.lib.github import GitHubClient, GitHubError, MemoryETags
+from embed_assets.lib.github_source import search_rows, starred_rows
 from embed_assets_tests.github_server import FakeGitHub, make_repositories, repository
 
 TOKEN = "ghp_test-VERY-SECRET-0123456789"
