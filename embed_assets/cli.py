@@ -14,8 +14,9 @@ from typing import Sequence
 
 from embed_assets.lib.database import database_url, redact, stop_embedded
 from embed_assets.lib.github import GitHubClient, GitHubError, StoreETags
-from embed_assets.lib.github_source import ME, load_github, upsert_rows, window_qualifier_in
-from embed_assets.lib.loader import LoaderError, Rejected, SourceRow, parse_record, read_source_file
+from embed_assets.lib.github_source import ME, load_github, window_qualifier_in
+from embed_assets.lib.loader import (LoaderError, Rejected, SourceRow, parse_record,
+                                     read_source_file, upsert_rows)
 from embed_assets.lib.cluster_index import refresh_clusters
 from embed_assets.lib.search import search
 from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings

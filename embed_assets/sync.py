@@ -65,17 +65,12 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
         first, last = keys[0], keys[-1]
         progress(f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
                  + (" with the cluster index" if clusters else ""))
-        job = build_definitions(settings).resolve_implicit_global_asset_job_def()
         selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
         liveness = f"embed_assets.sync.{uuid.uuid4().hex}"
         with open_store(database_url(settings), settings) as store, store.lock(liveness):
             end_runs_of_dead_processes(instance, store)
-            result = job.execute_in_process(
-                instance=instance, raise_on_error=False, run_config=QUIET,
-                asset_selection=selection, tags=range_tags(first, last) | {
-                    LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())})
-        if not result.success:
-            raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
+            result = _run(settings, instance, selection, range_tags(first, last) | {
+                LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())})
         report["partitions"] = all_keys.index(last) - all_keys.index(first) + 1
         embedded = _metadata(result, "embeddings")
         report["embedded"] = embedded["embedded"]
@@ -95,12 +90,19 @@ def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = T
 
 def materialise_cluster_index(settings: Settings, instance: dg.DagsterInstance) -> dict:
     """One run of the cluster index alone (after `spaces activate`), recorded like any run."""
+    return _metadata(_run(settings, instance, [dg.AssetKey("cluster_index")]), "cluster_index")
+
+
+def _run(settings: Settings, instance: dg.DagsterInstance, selection: list | None,
+         tags: dict | None = None) -> dg.ExecuteInProcessResult:
+    """One in-process run of the asset job over `selection` (None: every asset); a failure
+    raises SyncError naming the failing step's error."""
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
     result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
-                                    asset_selection=[dg.AssetKey("cluster_index")])
+                                    asset_selection=selection, tags=tags)
     if not result.success:
         raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
-    return _metadata(result, "cluster_index")
+    return result
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> list[str]:

@@ -6,7 +6,7 @@ from embed_assets.cli import main
 
 
 def run_json(capsys, *argv):
-    assert main([*argv, "--json"]) == 0
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
     return json.loads(capsys.readouterr().out)
 
 

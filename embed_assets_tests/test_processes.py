@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from embed_assets.instance import project_instance
-from embed_assets.lib.loader import SourceRow, parse_record
+from embed_assets.lib.loader import SourceRow, parse_record, upsert_rows
 from embed_assets.lib.sample import generate_repositories
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import open_store
@@ -29,8 +29,7 @@ ROWS = 400
 def load_sample(settings: Settings) -> None:
     rows = [parse_record(r, i) for i, r in enumerate(generate_repositories(ROWS, seed=3))]
     with open_store(settings.database_url, settings) as store:
-        store.upsert_source([(r.full_name, r.description, r.language, r.stars, r.topics, r.url,
-                              r.readme, r.created_at) for r in rows if isinstance(r, SourceRow)])
+        upsert_rows(store, [r for r in rows if isinstance(r, SourceRow)])
 
 
 def environment(settings: Settings, server: FakeEmbeddingServer, schema: str | None = None) -> dict:

@@ -1,16 +1,10 @@
 """A model switch without downtime: a new space fills while searches use the active one."""
 
-import json
-
 from embed_assets.cli import main
 from embed_assets.lib.search import search
 from embed_assets.lib.settings import Settings
 from embed_assets_tests.helpers import source_row
-
-
-def run_json(capsys, *argv):
-    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
+from embed_assets_tests.test_cli import run_json
 
 
 def test_switch_fill_activate_and_drop(settings, store, monkeypatch, capsys):

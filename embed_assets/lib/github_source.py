@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Sequence
 
 from embed_assets.lib.github import GitHubClient, window_time
-from embed_assets.lib.loader import Rejected, SourceRow, parse_record
+from embed_assets.lib.loader import Rejected, SourceRow, parse_record, upsert_rows
 from embed_assets.lib.settings import CREATED_QUALIFIER
-from embed_assets.lib.store.rows import SOURCE_COLUMNS
 
 ME = "@me"  # the starred repositories of the token's owner
 ETAG_DAYS = 30  # stored pages not fetched for this long are forgotten
@@ -53,12 +51,6 @@ def starred_rows(client: GitHubClient, user: str | None = None) -> Rows:
 def window_qualifier_in(query: str) -> bool:
     """Whether `query` has its own `created:` qualifier, which would fight the window's."""
     return bool(CREATED_QUALIFIER.search(query))
-
-
-def upsert_rows(store, rows: Sequence[SourceRow]) -> dict[str, int]:
-    """Upsert validated rows into the source table: {"inserted", "updated", "unchanged"}. The one
-    write path of every loader (a file's rows, GitHub's)."""
-    return store.upsert_source([tuple(getattr(row, c) for c in SOURCE_COLUMNS) for row in rows])
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A whole-file problem (unknown format, missing file, missing column) raises LoaderError. A bad row
 becomes a Rejected carrying its row number and a reason naming the column, and the other rows still load.
-No database access here: the store inserts the SourceRows.
+No database access here: `upsert_rows` hands the SourceRows to a store, the one write path of
+every source (a file, GitHub).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from embed_assets.lib.store.rows import SOURCE_COLUMNS
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -320,3 +323,9 @@ def read_source_file(path: str | Path, *, time_column: str | None = None,
         if gc_was_enabled:
             gc.enable()
     return parsed
+
+
+def upsert_rows(store, rows: Sequence[SourceRow]) -> dict[str, int]:
+    """Upsert validated rows into the source table: {"inserted", "updated", "unchanged"}. The one
+    write path of every loader (a file's rows, GitHub's)."""
+    return store.upsert_source([tuple(getattr(row, c) for c in SOURCE_COLUMNS) for row in rows])

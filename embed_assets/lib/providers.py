@@ -145,6 +145,11 @@ def opened_provider(settings: Settings) -> Iterator[EmbeddingProvider]:
     try:
         yield provider
     finally:
-        close = getattr(provider, "close", None)  # the offline provider holds nothing to close
-        if close is not None:
-            close()
+        close_provider(provider)
+
+
+def close_provider(provider: EmbeddingProvider) -> None:
+    """Close the provider's HTTP client, if it has one (the offline provider holds nothing)."""
+    close = getattr(provider, "close", None)
+    if close is not None:
+        close()

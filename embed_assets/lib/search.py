@@ -12,7 +12,8 @@ from dataclasses import replace
 import psycopg
 
 from embed_assets.lib.database import database_url
-from embed_assets.lib.providers import EmbeddingProvider, build_provider, space_name
+from embed_assets.lib.providers import (EmbeddingProvider, build_provider, close_provider,
+                                        space_name)
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
@@ -43,7 +44,7 @@ def forget(settings: Settings | None = None) -> None:
     for key in [settings] if settings is not None else list(kept):
         store, providers = kept.pop(key, (None, {}))
         for provider in providers.values():
-            getattr(provider, "close", lambda: None)()
+            close_provider(provider)
         if store is not None:
             store.conn.close()
 
@@ -77,7 +78,7 @@ def _provider_for(settings: Settings, space: Space) -> EmbeddingProvider:
     a new model's space fills: searches go on, answered by the old space."""
     provider = build_provider(replace(settings, model=space.model, dimensions=space.dimensions))
     if space.name != space_name(provider.model, provider.dimensions):
-        getattr(provider, "close", lambda: None)()
+        close_provider(provider)
         raise StoreError(f"the active embedding space is {space.name!r}, which the "
                          f"{settings.provider!r} provider cannot embed queries for (it gives "
                          f"{provider.model!r} at {provider.dimensions} dimensions): activate a "

@@ -72,12 +72,12 @@ class VectorQueries(StoreBase):
         listed = []
         for name, model, dimensions, active, created_at, written_at in spaces:
             space = Space(name, model, dimensions)
-            status = self.status(space)
+            embeddings, pending = self.space_counts(space)
             indexed = self.execute("SELECT to_regclass(%s) IS NOT NULL",
                                    (f'"{self.schema}"."{space.table}_hnsw"',)).fetchone()[0]
             listed.append({"name": name, "model": model, "dimensions": dimensions,
-                           "active": active, "embeddings": status["embeddings"],
-                           "pending": status["pending"], "indexed": indexed,
+                           "active": active, "embeddings": embeddings,
+                           "pending": pending, "indexed": indexed,
                            "created_at": created_at, "written_at": written_at})
         return listed
 
@@ -284,17 +284,17 @@ class VectorQueries(StoreBase):
             "SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM {repositories}), "
             "(SELECT count(*) FROM {chunks})", source=self.source,
             repositories=self.t("repositories"), chunks=self.t("chunks"))).fetchone()
-        embeddings = pending = 0
-        if space is not None:
-            embeddings, pending = self.execute(self._sql(
-                "SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM {chunks} c "
-                "WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.chunk_id = c.chunk_id "
-                "AND e.content_hash = c.content_hash))",
-                table=self.t(space.table), chunks=self.t("chunks"))).fetchone()
-        else:
-            pending = counts[2]
+        embeddings, pending = self.space_counts(space) if space is not None else (0, counts[2])
         return {"source_rows": counts[0], "repositories": counts[1], "chunks": counts[2],
                 "embeddings": embeddings, "pending": pending}
+
+    def space_counts(self, space: Space) -> tuple[int, int]:
+        """(vectors in the space, chunks without a vector of their current text there)."""
+        return self.execute(self._sql(
+            "SELECT (SELECT count(*) FROM {table}), (SELECT count(*) FROM {chunks} c "
+            "WHERE NOT EXISTS (SELECT 1 FROM {table} e WHERE e.chunk_id = c.chunk_id "
+            "AND e.content_hash = c.content_hash))",
+            table=self.t(space.table), chunks=self.t("chunks"))).fetchone()
 
     def pending_months(self, space: Space) -> list[datetime]:
         """Months (UTC) with work the change log does not show: chunks whose vector was refused,
