@@ -197,3 +197,23 @@ def test_repeated_runs_leave_no_duplicates(store):
     duplicates = store.execute(
         f'SELECT count(*) - count(DISTINCT chunk_id) FROM "{store.schema}"."{space.table}"').fetchone()[0]
     assert duplicates == 0
+
+
+def test_stored_vectors_are_exactly_the_arrays_written(store):
+    """Arrays go to pgvector through the project's own binary dumper (float32 or float64 in,
+    float32 stored): what comes back is the array, bit for bit, whichever way it is sent."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((3, 5))
+    store.execute("CREATE TEMP TABLE dumped (id int, v vector(5))")
+    with store.conn.cursor().copy("COPY dumped FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4", "vector"])
+        copy.write_row((0, vectors[0]))  # float64
+        copy.write_row((1, vectors[1].astype(np.float32)))
+    store.execute("INSERT INTO dumped VALUES (2, %b)", (vectors[2],))
+    rows = store.execute("SELECT id, vector_send(v) FROM dumped ORDER BY id", binary=True).fetchall()
+    from embed_assets.lib.store.base import _vectors
+
+    back = _vectors([row[1] for row in rows], 5)
+    np.testing.assert_array_equal(back, vectors.astype(np.float32))

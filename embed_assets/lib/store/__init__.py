@@ -19,7 +19,8 @@ import psycopg
 from pgvector.psycopg import register_vector
 
 from embed_assets.lib.settings import Settings
-from embed_assets.lib.store.base import Space, StoreError, Upserted, _ensured, _ensured_lock
+from embed_assets.lib.store.base import (Space, StoreError, Upserted, _ensured, _ensured_lock,
+                                         register_array_dumper)
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
@@ -49,6 +50,7 @@ def connect_store(url: str, settings: Settings) -> Store:
             with _ensured_lock:
                 _ensured.add(key)
         register_vector(conn)
+        register_array_dumper(conn)
         return store
     except BaseException:
         conn.close()
