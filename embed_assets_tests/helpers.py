@@ -25,6 +25,7 @@ class RecordingProvider:
     poison word come back as NaN or zero vectors, as a broken model server might send them."""
 
     name = "recording"
+    cache_vectors = True  # it stands for a provider whose vectors cost a request
 
     def __init__(self, dimensions: int = 64, poison: dict[str, str] | None = None):
         self.inner = OfflineHashingProvider(dimensions=dimensions)

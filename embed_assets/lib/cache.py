@@ -4,6 +4,9 @@ Two levels: an in-process LRU in front of a Postgres table that every run and ev
 shares. A vector is written to the table as soon as the provider returns it, so a run that fails
 later does not pay for it again. The table is bounded by a number of entries (least recently used
 go first) and optionally by age.
+
+A provider that computes a vector faster than the cache reads one back (the offline provider,
+`cache_vectors = False`) does not use the cache at all.
 """
 
 from __future__ import annotations
@@ -55,8 +58,11 @@ MEMORY = LRU(max_entries=100_000)
 
 class EmbeddingCache:
     def __init__(self, store: Store, space: Space, *, max_entries: int,
-                 max_age_days: float | None = None, memory: LRU = MEMORY):
+                 max_age_days: float | None = None, memory: LRU = MEMORY, used: bool = True):
+        """`used` False (a provider whose vectors are not worth caching): nothing is looked up,
+        stored or counted."""
         self.store = store
+        self.used = used
         self.space = space
         self.max_entries = max_entries
         self.max_age_days = max_age_days
@@ -72,6 +78,8 @@ class EmbeddingCache:
 
     def get_many(self, content_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """The cached vectors among these hashes; each hash asked for counts as a hit or a miss."""
+        if not self.used:
+            return {}
         wanted = list(dict.fromkeys(content_hashes))
         found: dict[str, np.ndarray] = {}
         for content_hash in wanted:
@@ -88,7 +96,7 @@ class EmbeddingCache:
         return found
 
     def put_many(self, vectors: Mapping[str, np.ndarray]) -> None:
-        if not vectors:
+        if not vectors or not self.used:
             return
         self.store.cache_put(self.space, vectors)
         for content_hash, vector in vectors.items():
@@ -96,5 +104,7 @@ class EmbeddingCache:
 
     def finish(self) -> int:
         """Record this run's hits and misses and apply the bounds; returns entries evicted."""
+        if not self.used:
+            return 0
         self.store.cache_count(self.hits, self.misses)
         return self.store.cache_evict(self.max_entries, self.max_age_days)

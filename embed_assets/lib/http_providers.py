@@ -72,6 +72,7 @@ class HttpEmbeddingProvider:
     (`path`, `_body`, `_read`). A context manager: `close()` closes the pooled client."""
 
     path: str
+    cache_vectors = True  # each vector costs a request (and money)
 
     def __init__(self, settings: Settings) -> None:
         profile = PROFILES[settings.provider]

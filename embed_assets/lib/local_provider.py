@@ -24,6 +24,7 @@ NO_LIMIT = 1 << 40
 
 class SentenceTransformersProvider:
     name = "sentence_transformers"
+    cache_vectors = True
 
     def __init__(self, settings: Settings) -> None:
         try:

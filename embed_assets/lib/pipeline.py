@@ -116,7 +116,8 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
     drop those of vanished chunks in one transaction.
 
     A text is looked up, in order, among the space's current vectors (a chunk that moved), the
-    embedding cache, and only then sent to the provider; each distinct text once per run."""
+    embedding cache (unless the provider is cheaper than it), and only then sent to the provider;
+    each distinct text once per run."""
     began = time.perf_counter()
     space = Space(space_name(provider.model, provider.dimensions), provider.model,
                   provider.dimensions)
@@ -125,7 +126,7 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
     with store.window_lock(f"embeddings.{space.name}", start, end):
         store.start_vector_stage()
         cache = EmbeddingCache(store, space, max_entries=cache_max_entries,
-                               max_age_days=cache_max_age_days)
+                               max_age_days=cache_max_age_days, used=provider.cache_vectors)
         stats = {"pending": 0, "reused": 0, "refused": 0}
         refused_examples: list[str] = []
         after = ""
@@ -149,6 +150,7 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
         "unchanged": row_count - embedded,
         "deleted": written["deleted"],
         "reused": stats["reused"],
+        "cache_used": cache.used,
         "cache_hits": cache.hits,
         "cache_misses": cache.misses,
         "cache_evicted": evicted,

@@ -74,11 +74,14 @@ class ProviderMetrics:
 
 class EmbeddingProvider(Protocol):
     """Turns texts into vectors. `embed` returns a float32 array of shape (len(texts), dimensions),
-    in the order of `texts`. A vector may be NaN or zero: the caller refuses such rows one by one."""
+    in the order of `texts`. A vector may be NaN or zero: the caller refuses such rows one by one.
+    `cache_vectors` says whether its vectors are worth keeping in the embedding cache: False for a
+    provider that computes a vector faster than the cache reads one back."""
 
     name: str
     model: str
     dimensions: int
+    cache_vectors: bool
     metrics: ProviderMetrics
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...

@@ -34,6 +34,22 @@ def test_cached_texts_are_never_sent_again(store):
     assert {k: v[0] for k, v in vectors(store, again).items()} == {k: v[0] for k, v in before.items()}
 
 
+def test_the_offline_provider_does_not_use_the_cache(store):
+    """Hashing a text is cheaper than caching its vector: nothing is stored, looked up or counted,
+    and a lost vector is simply computed again."""
+    from embed_assets.lib.offline import OfflineHashingProvider
+
+    seed(store)
+    provider = OfflineHashingProvider(dimensions=64)
+    _, chunks, embeddings = materialise(store, provider)
+    assert embeddings["cache_used"] is False
+    assert embeddings["cache_hits"] == embeddings["cache_misses"] == 0
+    assert store.cache_stats()["entries"] == 0
+    store.execute(f'TRUNCATE "{store.schema}"."embeddings_{embeddings["space"]}"')
+    _, _, again = materialise(store, provider)
+    assert again["embedded"] == chunks["row_count"] and store.cache_stats()["entries"] == 0
+
+
 def test_a_failed_run_keeps_the_vectors_it_paid_for(store, monkeypatch):
     monkeypatch.setattr(pipeline, "PAGE_SIZE", 2)
     store.upsert_source([source_row(f"o/r{i}", f"repository number {i}") for i in range(6)])
