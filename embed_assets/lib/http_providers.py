@@ -137,8 +137,7 @@ class HttpEmbeddingProvider:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         vectors = self._embed_batches(texts, tokens, list(range(len(texts))))
-        bad = [i for i, problem in enumerate(vector_problems(vectors, len(texts), self._dimensions))
-               if problem]
+        bad = sorted(vector_problems(vectors, len(texts), self._dimensions))
         if bad:
             log.warning("%s returned %d unusable vectors (NaN, infinite or zero); asking once more",
                         self._client.label, len(bad))

@@ -66,19 +66,21 @@ def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int,
     }
 
 
-def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> list[str | None]:
-    """Why each vector must not be stored (None when it is fine). A response of the wrong shape
-    is the provider's fault as a whole and raises."""
+def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> dict[int, str]:
+    """Why vectors must not be stored, by row, for the rows that must not (the others are fine).
+    A response of the wrong shape is the provider's fault as a whole and raises."""
     if vectors.ndim != 2 or vectors.shape[0] != count:
         raise ValueError(f"provider returned {vectors.shape[0] if vectors.ndim else 0} vectors "
                          f"for {count} texts")
     if vectors.shape[1] != dimensions:
         raise ValueError(f"provider returned {vectors.shape[1]}-dimensional vectors; the "
                          f"embedding space has {dimensions} dimensions")
+    # Whole-array operations: a Python step per row cost 0.3 s for 24K vectors.
     finite = np.isfinite(vectors).all(axis=1)
-    norms = np.linalg.norm(np.where(np.isfinite(vectors), vectors, 0), axis=1)
-    return [None if ok and norm > 1e-6 else ("not finite (NaN or inf)" if not ok else "zero vector")
-            for ok, norm in zip(finite, norms)]
+    with np.errstate(over="ignore", invalid="ignore"):  # rows with NaN or inf are not finite
+        zero = finite & (np.einsum("ij,ij->i", vectors, vectors) <= 1e-12)  # norm <= 1e-6
+    return {int(i): "zero vector" if finite[i] else "not finite (NaN or inf)"
+            for i in np.flatnonzero(~finite | zero)}
 
 
 def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
@@ -93,12 +95,10 @@ def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
     if todo:
         vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
         problems = vector_problems(vectors, len(todo), provider.dimensions)
-        fresh = {}
-        for content_hash, vector, problem in zip(todo, vectors, problems):
-            if problem is None:
-                fresh[content_hash] = vector
-            else:
-                reasons[content_hash] = problem
+        hashes = list(todo)
+        reasons = {hashes[i]: problem for i, problem in problems.items()}
+        fresh = {h: vector for i, (h, vector) in enumerate(zip(hashes, vectors))
+                 if i not in problems}
         cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
         known.update(fresh)
     refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page if h in reasons]

@@ -217,3 +217,23 @@ def test_stored_vectors_are_exactly_the_arrays_written(store):
 
     back = _vectors([row[1] for row in rows], 5)
     np.testing.assert_array_equal(back, vectors.astype(np.float32))
+
+
+def test_vector_problems_name_the_rows_that_must_not_be_stored():
+    import numpy as np
+    import pytest
+
+    vectors = np.ones((6, 4), dtype=np.float32)
+    vectors[1] = 0
+    vectors[2, 3] = np.nan
+    vectors[3, 0] = -np.inf
+    vectors[4] = 1e-8  # norm 2e-8: zero for every purpose
+    vectors[5] = 1e30  # squares overflow float32, the vector is still a direction
+    assert pipeline.vector_problems(vectors, 6, 4) == {
+        1: "zero vector", 2: "not finite (NaN or inf)", 3: "not finite (NaN or inf)",
+        4: "zero vector"}
+    assert pipeline.vector_problems(vectors[[0, 5]], 2, 4) == {}
+    with pytest.raises(ValueError, match="6 vectors for 5 texts"):
+        pipeline.vector_problems(vectors, 5, 4)
+    with pytest.raises(ValueError, match="4-dimensional vectors; the embedding space has 8"):
+        pipeline.vector_problems(vectors, 6, 8)
