@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Iterable, Mapping
+from datetime import datetime
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -76,21 +77,19 @@ class EmbeddingCache:
         # process must not answer for each other.
         return (self.scope, self.space.model, self.space.dimensions, content_hash)
 
-    def get_many(self, content_hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among these hashes; each hash asked for counts as a hit or a miss."""
-        if not self.used:
-            return {}
-        wanted = list(dict.fromkeys(content_hashes))
-        found: dict[str, np.ndarray] = {}
-        for content_hash in wanted:
-            vector = self.memory.get(self._key(content_hash))
-            if vector is not None:
-                found[content_hash] = vector
-        rest = [h for h in wanted if h not in found]
-        if rest:
-            for content_hash, vector in self.store.cache_get(self.space, rest).items():
-                found[content_hash] = vector
-                self.memory.put(self._key(content_hash), vector)
+    def stage_hits(self, chunks: Sequence[tuple[str, str, datetime]]) -> set[str]:
+        """Stage the cached vectors of these pending chunks (chunk_id, content_hash, row_time)
+        for the run's write: from the in-process LRU first, then from the table, inside the
+        server. Returns the hashes found; each distinct hash asked for is a hit or a miss."""
+        if not self.used or not chunks:
+            return set()
+        wanted = {content_hash for _, content_hash, _ in chunks}
+        memory = {h: v for h in wanted if (v := self.memory.get(self._key(h))) is not None}
+        if memory:
+            self.store.stage_vectors((chunk_id, h, row_time, memory[h])
+                                     for chunk_id, h, row_time in chunks if h in memory)
+        rest = [chunk for chunk in chunks if chunk[1] not in memory]
+        found = set(memory) | (self.store.stage_cached_vectors(self.space, rest) if rest else set())
         self.hits += len(found)
         self.misses += len(wanted) - len(found)
         return found

@@ -85,27 +85,28 @@ def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> dict[in
 
 def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
                 provider: EmbeddingProvider, stats: dict) -> list[tuple[str, str, str]]:
-    """Find or make the vectors of one page of pending chunks and stage them; record and return
-    the chunks whose vector was refused (chunk_id, content_hash, reason)."""
-    known = store.known_vectors(space, {content_hash for _, content_hash, _, _ in page})
-    stats["reused"] += sum(1 for _, h, _, _ in page if h in known)
-    known.update(cache.get_many(h for _, h, _, _ in page if h not in known))
-    todo = {h: text for _, h, _, text in page if h not in known}  # each distinct text once
-    reasons: dict[str, str] = {}
-    if todo:
-        vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
-        problems = vector_problems(vectors, len(todo), provider.dimensions)
-        hashes = list(todo)
-        reasons = {hashes[i]: problem for i, problem in problems.items()}
-        fresh = {h: vector for i, (h, vector) in enumerate(zip(hashes, vectors))
-                 if i not in problems}
-        cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
-        known.update(fresh)
+    """Stage the vectors of one page of pending chunks for the run's write: a text with a vector
+    already (staged by this run, in the space, in the cache) is staged inside the server; the
+    others are sent to the provider, each distinct text once. Records and returns the chunks
+    whose vector was refused (chunk_id, content_hash, reason)."""
+    chunks = [(chunk_id, h, row_time) for chunk_id, h, row_time, _ in page]
+    reused = store.stage_known_vectors(space, chunks)
+    stats["reused"] += sum(1 for _, h, _ in chunks if h in reused)
+    found = reused | cache.stage_hits([chunk for chunk in chunks if chunk[1] not in reused])
+    todo = {h: text for _, h, _, text in page if h not in found}
+    if not todo:
+        return []
+    vectors = np.asarray(provider.embed(list(todo.values())), dtype=np.float32)
+    problems = vector_problems(vectors, len(todo), provider.dimensions)
+    hashes = list(todo)
+    reasons = {hashes[i]: problem for i, problem in problems.items()}
+    fresh = {h: vector for i, (h, vector) in enumerate(zip(hashes, vectors)) if i not in problems}
+    cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
+    store.stage_vectors((chunk_id, h, row_time, fresh[h]) for chunk_id, h, row_time, _ in page
+                        if h in fresh)
     refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page if h in reasons]
     stats["refused"] += len(refused)
     store.record_failures(space, refused)
-    store.stage_vectors((cid, h, row_time, known[h]) for cid, h, row_time, _ in page
-                        if h in known)
     return refused
 
 

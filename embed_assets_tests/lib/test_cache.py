@@ -34,6 +34,27 @@ def test_cached_texts_are_never_sent_again(store):
     assert {k: v[0] for k, v in vectors(store, again).items()} == {k: v[0] for k, v in before.items()}
 
 
+def test_hits_from_the_table_are_staged_in_the_server_and_marked_used(store):
+    """Another process (nothing in its memory): the vectors come from the cache table inside the
+    server, equal to the ones first stored, and their entries are marked used again."""
+    from embed_assets.lib.cache import MEMORY
+
+    seed(store)
+    _, chunks, embeddings = materialise(store, RecordingProvider())
+    table = f'"{store.schema}"."embeddings_{embeddings["space"]}"'
+    stored = store.execute(f"SELECT chunk_id, embedding::text FROM {table} ORDER BY 1").fetchall()
+    store.execute(f"TRUNCATE {table}")
+    store.execute(f'UPDATE "{store.schema}".embedding_cache SET used_at = now() - interval \'3 days\'')
+    MEMORY.clear()
+    again = RecordingProvider()
+    _, _, embeddings = materialise(store, again)
+    assert again.sent == [] and embeddings["cache_hits"] == chunks["row_count"]
+    assert store.execute(f"SELECT chunk_id, embedding::text FROM {table} ORDER BY 1").fetchall() \
+        == stored
+    assert store.execute(f'SELECT count(*) FROM "{store.schema}".embedding_cache '
+                         "WHERE used_at < now() - interval '1 day'").fetchone()[0] == 0
+
+
 def test_the_offline_provider_does_not_use_the_cache(store):
     """Hashing a text is cheaper than caching its vector: nothing is stored, looked up or counted,
     and a lost vector is simply computed again."""

@@ -180,6 +180,17 @@ def register_array_dumper(conn: psycopg.Connection) -> None:
     conn.adapters.register_dumper(np.ndarray, type("", (_ArrayBinaryDumper,), {"oid": oid}))
 
 
+# A page of pending chunks (chunk_id, content_hash, row_time) as a relation `page`, sent as three
+# arrays (`_page_params`) so that one statement works on the whole page inside the server.
+_PAGE = ("WITH page (chunk_id, content_hash, row_time) AS (SELECT * FROM unnest("
+         "%(ids)b::text[], %(hashes)b::text[], %(times)b::timestamptz[]))")
+
+
+def _page_params(chunks: Sequence[tuple[str, str, datetime]]) -> dict:
+    return {"ids": [c[0] for c in chunks], "hashes": [c[1] for c in chunks],
+            "times": [c[2] for c in chunks]}
+
+
 def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
     """Vectors selected as `vector_send(...)`: pgvector's binary form (two int16 headers, then
     big-endian float4s), decoded all at once: a Python object per vector cost a third of a

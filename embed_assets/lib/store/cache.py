@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from embed_assets.lib.store.base import Space, StoreBase, _vectors
+from embed_assets.lib.store.base import _PAGE, Space, StoreBase, _page_params
 
 
 class CacheQueries(StoreBase):
-    def cache_get(self, space: Space, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached vectors of these texts. Entries found are marked used, at most once a day, so
-        that a sync of cached texts does not rewrite every cache row."""
-        rows = self.execute(self._sql(
-            "SELECT content_hash, vector_send(embedding), used_at < now() - interval '1 day' "
-            "FROM {cache} WHERE model = %(model)s AND dimensions = %(dims)s "
-            "AND content_hash IN (SELECT unnest(%(h)b::text[]))", cache=self.t("embedding_cache")),
-            {"model": space.model, "dims": space.dimensions, "h": list(content_hashes)},
-            binary=True).fetchall()
-        stale = [content_hash for content_hash, _, old in rows if old]
-        if stale:
-            self.execute(self._sql(
-                "UPDATE {cache} SET used_at = now() WHERE model = %(model)s "
-                "AND dimensions = %(dims)s AND content_hash IN (SELECT unnest(%(h)b::text[]))",
-                cache=self.t("embedding_cache")),
-                {"model": space.model, "dims": space.dimensions, "h": stale})
-        return dict(zip((row[0] for row in rows), _vectors([row[1] for row in rows],
-                                                           space.dimensions)))
+    def stage_cached_vectors(self, space: Space,
+                             chunks: Sequence[tuple[str, str, datetime]]) -> set[str]:
+        """Stage (see `start_vector_stage`), inside the server, the cached vectors of these
+        pending chunks (chunk_id, content_hash, row_time); return the hashes found. Entries found
+        are marked used, at most once a day, so that a sync of cached texts does not rewrite
+        every cache row. The vectors never travel to the client and back: that round trip was
+        most of a cached sync's embeddings step."""
+        # A key lookup per chunk (LATERAL ... LIMIT 1): a join hashed the whole cache to disk.
+        return {row[0] for row in self.execute(self._sql(
+            _PAGE + ", touched AS (UPDATE {cache} SET used_at = now() WHERE model = %(model)s "
+            "  AND dimensions = %(dims)s AND used_at < now() - interval '1 day' "
+            "  AND content_hash IN (SELECT content_hash FROM page)) "
+            "INSERT INTO _stage_vectors (chunk_id, content_hash, row_time, embedding) "
+            "SELECT p.chunk_id, p.content_hash, p.row_time, k.embedding FROM page p "
+            "CROSS JOIN LATERAL (SELECT embedding FROM {cache} k WHERE k.model = %(model)s "
+            "  AND k.dimensions = %(dims)s AND k.content_hash = p.content_hash LIMIT 1) k "
+            "RETURNING content_hash", cache=self.t("embedding_cache")),
+            {**_page_params(chunks), "model": space.model, "dims": space.dimensions}).fetchall()}
 
     def cache_put(self, space: Space, vectors: Mapping[str, np.ndarray]) -> None:
         with self.transaction():

@@ -9,8 +9,8 @@ import numpy as np
 from psycopg import sql
 
 from embed_assets.lib import hnsw
-from embed_assets.lib.store.base import (Space, StoreBase, StoreError, _ensured, _ensured_lock,
-                                         _vectors)
+from embed_assets.lib.store.base import (_PAGE, Space, StoreBase, StoreError, _ensured,
+                                         _ensured_lock, _page_params, _vectors)
 
 
 class VectorQueries(StoreBase):
@@ -134,16 +134,18 @@ class VectorQueries(StoreBase):
         self.execute("CREATE INDEX IF NOT EXISTS _stage_vectors_hash ON _stage_vectors (content_hash)")
         self.execute("TRUNCATE _stage_vectors")
 
-    def known_vectors(self, space: Space, content_hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors already computed for these texts, in the space or staged by this run."""
-        rows = self.execute(self._sql(
-            "SELECT DISTINCT ON (content_hash) content_hash, vector_send(embedding) FROM ("
-            "  SELECT content_hash, embedding FROM {table} WHERE content_hash IN (SELECT unnest(%(h)b::text[])) "
-            "  UNION ALL SELECT content_hash, embedding FROM _stage_vectors "
-            "  WHERE content_hash IN (SELECT unnest(%(h)b::text[]))) known", table=self.t(space.table)),
-            {"h": list(content_hashes)}, binary=True).fetchall()
-        return dict(zip((row[0] for row in rows), _vectors([row[1] for row in rows],
-                                                           space.dimensions)))
+    def stage_known_vectors(self, space: Space,
+                            chunks: Sequence[tuple[str, str, datetime]]) -> set[str]:
+        """Stage, inside the server, the vectors of these pending chunks (chunk_id, content_hash,
+        row_time) whose text already has one: staged earlier in this run, or in the space (a
+        chunk that moved); return the hashes found."""
+        return {row[0] for row in self.execute(self._sql(
+            _PAGE + " INSERT INTO _stage_vectors (chunk_id, content_hash, row_time, embedding) "
+            "SELECT p.chunk_id, p.content_hash, p.row_time, known.embedding FROM page p "
+            "CROSS JOIN LATERAL (SELECT embedding FROM _stage_vectors s "
+            "  WHERE s.content_hash = p.content_hash UNION ALL SELECT embedding FROM {table} e "
+            "  WHERE e.content_hash = p.content_hash LIMIT 1) known "
+            "RETURNING content_hash", table=self.t(space.table)), _page_params(chunks)).fetchall()}
 
     def stage_vectors(self, rows: Iterable[tuple[str, str, datetime, np.ndarray]]) -> None:
         with self.conn.cursor().copy("COPY _stage_vectors (chunk_id, content_hash, row_time, "
