@@ -158,6 +158,7 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
         "refused": stats["refused"],
         "refused_examples": refused_examples[:5],
         "index_rebuilt": written["index_rebuilt"],
+        "index_build_seconds": written["index_build_seconds"],  # of write_seconds
         "hnsw_m": written["hnsw_m"],  # of the index as it now is (None: pgvector's default)
         "hnsw_ef_construction": written["hnsw_ef_construction"],
         "write_seconds": write_seconds,  # the one transaction, with any HNSW build

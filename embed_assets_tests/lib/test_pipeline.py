@@ -39,6 +39,8 @@ def test_first_materialisation_embeds_every_chunk(store):
     assert chunks["added"] == chunks["row_count"] > 3  # the README was split
     assert embeddings["embedded"] == chunks["row_count"]
     assert len(provider.sent) == chunks["row_count"]
+    assert embeddings["index_rebuilt"] and 0 < embeddings["index_build_seconds"] \
+        <= embeddings["write_seconds"]
     status = store.status(store.active_space())
     assert status == {"source_rows": 3, "repositories": 3, "chunks": chunks["row_count"],
                       "embeddings": chunks["row_count"], "pending": 0}
@@ -55,6 +57,7 @@ def test_again_with_no_change_embeds_nothing_and_writes_nothing(store):
     assert (repos["added"], repos["updated"], repos["deleted"]) == (0, 0, 0)
     assert (chunks["added"], chunks["updated"], chunks["deleted"]) == (0, 0, 0)
     assert (embeddings["embedded"], embeddings["deleted"]) == (0, 0)
+    assert not embeddings["index_rebuilt"] and embeddings["index_build_seconds"] == 0
     assert vectors(store, provider) == before  # not even embedded_at moved
 
 

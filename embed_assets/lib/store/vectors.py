@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Iterable, Sequence
 
@@ -200,6 +201,7 @@ class VectorQueries(StoreBase):
             added = sum(1 for (new,) in written if new)
             self.execute(self._sql("UPDATE {spaces} SET written_at = now() WHERE name = %s",
                                    spaces=self.t("spaces")), (space.name,))
+            index_seconds = 0.0
             if rebuild:
                 # m and ef_construction by the size of the table as written, unless set.
                 m, ef_construction = hnsw.build_parameters(
@@ -208,16 +210,19 @@ class VectorQueries(StoreBase):
                 self.execute("SET LOCAL maintenance_work_mem = '1GB'")
                 # One worker beside the leader: measured faster than two on two cores.
                 self.execute("SET LOCAL max_parallel_maintenance_workers = 1")
+                building = time.perf_counter()
                 self.execute(self._sql(
                     "CREATE INDEX {index} ON {table} USING hnsw (embedding vector_cosine_ops) "
                     "WITH (m = {m}, ef_construction = {ef})", index=index, table=table,
                     m=sql.Literal(m), ef=sql.Literal(ef_construction)))
+                index_seconds = time.perf_counter() - building
             else:
                 m, ef_construction = self.index_parameters(space)
         # No ANALYZE here: a large write rebuilt the index, which refreshes the row count the
         # planner needs, and sampling a table of vectors is slow.
         return {"added": added, "updated": len(written) - added, "deleted": deleted,
-                "index_rebuilt": rebuild, "hnsw_m": m, "hnsw_ef_construction": ef_construction}
+                "index_rebuilt": rebuild, "index_build_seconds": index_seconds,
+                "hnsw_m": m, "hnsw_ef_construction": ef_construction}
 
     def index_parameters(self, space: Space) -> tuple[int | None, int | None]:
         """(m, ef_construction) the space's HNSW index was built with; None for a value it does
