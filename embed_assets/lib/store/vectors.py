@@ -11,7 +11,7 @@ from psycopg import sql
 
 from embed_assets.lib import hnsw
 from embed_assets.lib.store.base import (_PAGE, Space, StoreBase, StoreError, _ensured,
-                                         _ensured_lock, _page_params, _vectors)
+                                         _ensured_lock, _page_params)
 
 
 class VectorQueries(StoreBase):
