@@ -140,7 +140,7 @@ class RowQueries(StoreBase):
                 "WHERE c.content_hash <> s.content_hash", chunks=self.t("chunks"))).fetchone()[0]
             upserted = self._upsert_from_stage("chunks", CHUNK_COLUMNS, "chunk_id")
             deleted = self.execute(self._sql(
-                "DELETE FROM {chunks} c WHERE c.full_name IN (SELECT unnest(%s::text[])) "
+                "DELETE FROM {chunks} c WHERE c.full_name IN (SELECT unnest(%b::text[])) "
                 "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
                 chunks=self.t("chunks")), (list(full_names),)).rowcount
             deleted += self.execute(self._sql(
