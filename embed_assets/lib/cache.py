@@ -1,7 +1,8 @@
 """The embedding cache: content-addressed by (model, dimensions, sha256 of the text).
 
 Two levels: an in-process LRU in front of a Postgres table that every run and every process
-shares. A vector is written to the table as soon as the provider returns it, so a run that fails
+shares. The LRU holds the vectors this process computed; hits from the table are staged for the
+run's write inside the server and never come to the client. A vector is written to the table as soon as the provider returns it, so a run that fails
 later does not pay for it again. The table is bounded by a number of entries (least recently used
 go first) and optionally by age.
 
@@ -80,7 +81,8 @@ class EmbeddingCache:
     def stage_hits(self, chunks: Sequence[tuple[str, str, datetime]]) -> set[str]:
         """Stage the cached vectors of these pending chunks (chunk_id, content_hash, row_time)
         for the run's write: from the in-process LRU first, then from the table, inside the
-        server. Returns the hashes found; each distinct hash asked for is a hit or a miss."""
+        server (so table hits do not enter the LRU). Returns the hashes found; each distinct hash
+        asked for is a hit or a miss."""
         if not self.used or not chunks:
             return set()
         wanted = {content_hash for _, content_hash, _ in chunks}

@@ -206,6 +206,13 @@ def test_stored_vectors_are_exactly_the_arrays_written(store):
     """Arrays go to pgvector through the project's own binary dumper (float32 or float64 in,
     float32 stored): what comes back is the array, bit for bit, whichever way it is sent."""
     import numpy as np
+    import pytest
+    from psycopg.adapt import PyFormat
+
+    from embed_assets.lib.store.base import _ArrayBinaryDumper
+
+    assert issubclass(store.conn.adapters.get_dumper(np.ndarray, PyFormat.BINARY),
+                      _ArrayBinaryDumper)
 
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((3, 5))
@@ -220,6 +227,8 @@ def test_stored_vectors_are_exactly_the_arrays_written(store):
 
     back = _vectors([row[1] for row in rows], 5)
     np.testing.assert_array_equal(back, vectors.astype(np.float32))
+    with pytest.raises(ValueError, match=r"1-D array, got shape \(1, 5\)"):
+        store.execute("SELECT %b::vector", (vectors[:1],))
 
 
 def test_vector_problems_name_the_rows_that_must_not_be_stored():

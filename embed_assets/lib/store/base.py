@@ -170,6 +170,8 @@ class _ArrayBinaryDumper(Dumper):
     _header = struct.Struct(">HH")
 
     def dump(self, obj: np.ndarray) -> bytes:
+        if obj.ndim != 1:
+            raise ValueError(f"a vector must be a 1-D array, got shape {obj.shape}")
         return self._header.pack(len(obj), 0) + obj.astype(">f4", copy=False).tobytes()
 
 
