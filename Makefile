@@ -1,15 +1,25 @@
-# Two commands: `make demo` and `make test`. Both create .venv with the standard library's venv.
+# Two commands: `make demo` and `make test`. Nothing is needed but Python >= 3.11, git and make:
+# uv (pinned) is installed into .tools/ by pip, and installs .venv exactly as uv.lock says.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test install dev clean
+.PHONY: demo test check lint imports install lock dev clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# --frozen: install what uv.lock says, never re-resolve. A lock out of step with pyproject.toml
+# fails here; `make lock` is the one way to change it.
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON) --quiet
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,11 +27,27 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/embed-assets demo
 
-test: $(STAMP)
+# The install check runs first: a drifted Dagster family stops everything with one message.
+test: check
 	$(BIN)/python -m pytest -q
+
+check: install lint imports
+
+lint: $(STAMP)
+	$(BIN)/python -m embed_assets_tests.install_check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+# Refresh uv.lock to the newest versions pyproject.toml allows; run `make test` after, then commit it.
+lock: $(UV)
+	$(UV) lock --upgrade
+	rm -f $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/dagster dev
 
 clean:
-	rm -rf $(VENV) .embed_assets .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .embed_assets .pytest_cache

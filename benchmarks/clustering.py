@@ -1,4 +1,5 @@
-"""Benchmark the clustering core (embed_assets.lib.clustering) on data made here, no file needed.
+"""Benchmark the clustering core (embed_assets.lib.clusters.algorithm) on data made here, no file
+needed.
 
     .venv/bin/python benchmarks/clustering.py [--rows 100000] [--scale 200000 400000] [--repeat 5]
                                               [--datasets repositories small-clusters]
@@ -52,8 +53,8 @@ from sklearn.metrics import adjusted_rand_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embed_assets.lib.clustering import ClusterState, assign, drift, full_cluster, summary  # noqa: E402
-from embed_assets.lib.offline import OfflineHashingProvider  # noqa: E402
+from embed_assets.lib.clusters.algorithm import ClusterState, assign, drift, full_cluster, summary  # noqa: E402
+from embed_assets.lib.providers.offline import OfflineHashingProvider  # noqa: E402
 from embed_assets.lib.sample import iter_repositories  # noqa: E402
 from embed_assets.lib.text import repository_text  # noqa: E402
 
@@ -65,8 +66,16 @@ def repositories(n: int) -> tuple[np.ndarray, None]:
     provider, rows, parts = OfflineHashingProvider(384), iter_repositories(0), []
     while len(parts) * 50_000 < n:
         batch = list(islice(rows, min(50_000, n - len(parts) * 50_000)))
-        parts.append(provider.embed(
-            [repository_text(r["full_name"], r["description"], r["language"], r["topics"], None) for r in batch]))
+        parts.append(
+            provider.embed(
+                [
+                    repository_text(
+                        r["full_name"], r["description"], r["language"], r["topics"], None
+                    )
+                    for r in batch
+                ]
+            )
+        )
     return (np.concatenate(parts) if parts else np.empty((0, 384), np.float32)), None
 
 
@@ -118,15 +127,24 @@ def one_size(dataset: str, n: int) -> dict:
     vectors, truth = DATASETS[dataset](n)
     before = peak_rss_mib()
     labels, seconds, peak = timed_full(vectors)
-    return {"n": n, "seconds": seconds, "clusters": int(labels.max()) + 1, "traced_peak_mib": peak,
-            "rss_before_mib": before, "peak_rss_mib": peak_rss_mib(), "truth": agreement(truth, labels)}
+    return {
+        "n": n,
+        "seconds": seconds,
+        "clusters": int(labels.max()) + 1,
+        "traced_peak_mib": peak,
+        "rss_before_mib": before,
+        "peak_rss_mib": peak_rss_mib(),
+        "truth": agreement(truth, labels),
+    }
 
 
 def agreement(truth: np.ndarray | None, labels: np.ndarray) -> str:
     if truth is None:
         return ""
-    return (f"; {len(np.unique(truth)):,} true clusters, adjusted Rand index "
-            f"{adjusted_rand_score(truth, labels):.3f}")
+    return (
+        f"; {len(np.unique(truth)):,} true clusters, adjusted Rand index "
+        f"{adjusted_rand_score(truth, labels):.3f}"
+    )
 
 
 def bench(dataset: str, rows: int, repeat: int, scale: list[int]) -> None:
@@ -134,17 +152,23 @@ def bench(dataset: str, rows: int, repeat: int, scale: list[int]) -> None:
     start = time.perf_counter()
     vectors, truth = DATASETS[dataset](rows + NEW)
     base, new = vectors[:rows], vectors[rows:]
-    print(f"data: {rows + NEW:,} vectors in {time.perf_counter() - start:.1f} s ({vectors.nbytes / 2**20:.0f} MiB)")
+    print(
+        f"data: {rows + NEW:,} vectors in {time.perf_counter() - start:.1f} s "
+        f"({vectors.nbytes / 2**20:.0f} MiB)"
+    )
 
     labels, seconds, peak = timed_full(base)
     state = ClusterState.from_labels(base, labels)
     figures = summary(state)
-    print(f"full_cluster of {rows:,}: {seconds:.1f} s; {figures['clusters']:,} clusters, "
-          f"{figures['singletons']:,} singletons, largest {int(state.sizes.max()):,}; mean cosine of a member "
-          f"to its centroid {figures['centroid_similarity']:.3f}, to the other members "
-          f"{figures['member_similarity']:.3f}{agreement(None if truth is None else truth[:rows], labels)}; "
-          f"traced peak {peak:.0f} MiB "
-          f"(input {base.nbytes / 2**20:.0f} MiB), process peak RSS {peak_rss_mib():.0f} MiB")
+    print(
+        f"full_cluster of {rows:,}: {seconds:.1f} s; {figures['clusters']:,} clusters, "
+        f"{figures['singletons']:,} singletons, largest {int(state.sizes.max()):,}; mean cosine of "
+        f"a member to its centroid {figures['centroid_similarity']:.3f}, to the other members "
+        f"{figures['member_similarity']:.3f}"
+        f"{agreement(None if truth is None else truth[:rows], labels)}; "
+        f"traced peak {peak:.0f} MiB "
+        f"(input {base.nbytes / 2**20:.0f} MiB), process peak RSS {peak_rss_mib():.0f} MiB"
+    )
 
     times = []
     for _ in range(repeat):
@@ -152,9 +176,13 @@ def bench(dataset: str, rows: int, repeat: int, scale: list[int]) -> None:
         ids, grown = assign(state, new)
         times.append(time.perf_counter() - start)
     joined = int(np.isin(ids, state.ids).sum())
-    print(f"assign {NEW:,} into {rows:,} ({len(state):,} clusters): median {statistics.median(times):.3f} s "
-          f"of {repeat} (min {min(times):.3f}, max {max(times):.3f}); {joined} joined existing clusters, "
-          f"{len(grown) - len(state)} new clusters")
+    print(
+        f"assign {NEW:,} into {rows:,} ({len(state):,} clusters): median "
+        f"{statistics.median(times):.3f} s "
+        f"of {repeat} (min {min(times):.3f}, max {max(times):.3f}); {joined} joined existing "
+        "clusters, "
+        f"{len(grown) - len(state)} new clusters"
+    )
 
     first = int(rows * 0.6)
     grown = ClusterState.from_labels(base[:first], full_cluster(base[:first]))
@@ -163,20 +191,34 @@ def bench(dataset: str, rows: int, repeat: int, scale: list[int]) -> None:
     for at in range(first, rows, NEW):
         grown = assign(grown, base[at : at + NEW])[1]
     moved, now = drift(grown, baseline), summary(grown)
-    print(f"grown from {first:,} to {rows:,} by assign ({time.perf_counter() - start:.1f} s): clusters "
-          f"{baseline['clusters']:,} -> {len(grown):,} ({moved['cluster_growth']:+.0%}); member cosine to "
-          f"centroid {baseline['centroid_similarity']:.3f} -> {now['centroid_similarity']:.3f}, to the other "
-          f"members {baseline['member_similarity']:.3f} -> {now['member_similarity']:.3f}; a full clustering "
-          f"of all {rows:,}: {figures['clusters']:,} clusters, {figures['centroid_similarity']:.3f}, "
-          f"{figures['member_similarity']:.3f}")
+    print(
+        f"grown from {first:,} to {rows:,} by assign ({time.perf_counter() - start:.1f} s): "
+        "clusters "
+        f"{baseline['clusters']:,} -> {len(grown):,} ({moved['cluster_growth']:+.0%}); member "
+        "cosine to "
+        f"centroid {baseline['centroid_similarity']:.3f} -> {now['centroid_similarity']:.3f}, to "
+        "the other "
+        f"members {baseline['member_similarity']:.3f} -> {now['member_similarity']:.3f}; a full "
+        "clustering "
+        f"of all {rows:,}: {figures['clusters']:,} clusters, {figures['centroid_similarity']:.3f}, "
+        f"{figures['member_similarity']:.3f}"
+    )
 
     for n in scale:
-        out = subprocess.run([sys.executable, __file__, "--one", dataset, str(n)], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--one", dataset, str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         r = json.loads(out)
-        print(f"full_cluster of {n:,} (fresh process): {r['seconds']:.1f} s = {r['seconds'] / n * 1e5:.1f} s "
-              f"per 100K; {r['clusters']:,} clusters{r['truth']}; traced peak {r['traced_peak_mib']:.0f} MiB; peak RSS "
-              f"{r['peak_rss_mib']:.0f} MiB (after making the data: {r['rss_before_mib']:.0f} MiB)")
+        print(
+            f"full_cluster of {n:,} (fresh process): {r['seconds']:.1f} s = "
+            f"{r['seconds'] / n * 1e5:.1f} s "
+            f"per 100K; {r['clusters']:,} clusters{r['truth']}; traced peak "
+            f"{r['traced_peak_mib']:.0f} MiB; peak RSS "
+            f"{r['peak_rss_mib']:.0f} MiB (after making the data: {r['rss_before_mib']:.0f} MiB)"
+        )
 
 
 def gemm_gflops() -> float:
@@ -188,7 +230,9 @@ def gemm_gflops() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--scale", type=int, nargs="*", default=[200_000, 400_000])

@@ -36,25 +36,29 @@ def file_vectors(csv: Path, settings):
     """The offline vectors of the project's chunks of every repository in the file."""
     import numpy as np
 
-    from embed_assets.lib.loader import read_source_file
     from embed_assets.lib.providers import build_provider
+    from embed_assets.lib.sources.loader import read_source_file
     from embed_assets.lib.text import chunk_repository, repository_text
 
-    texts = [chunk.text
-             for row in read_source_file(csv, time_column="snapshot_date").rows
-             for chunk in chunk_repository(
-                 row.full_name, repository_text(row.full_name, row.description, row.language,
-                                                row.topics, row.readme),
-                 settings.chunk_chars, settings.chunk_overlap)]
+    texts = [
+        chunk.text
+        for row in read_source_file(csv, time_column="snapshot_date").rows
+        for chunk in chunk_repository(
+            row.full_name,
+            repository_text(row.full_name, row.description, row.language, row.topics, row.readme),
+            settings.chunk_chars,
+            settings.chunk_overlap,
+        )
+    ]
     return np.asarray(build_provider(settings).embed(texts), dtype=np.float32)
 
 
 def index_floor(url: str, vectors, repeat: int) -> tuple[list[float], list[float]]:
     import numpy as np
     import psycopg
+    from pgvector.psycopg import register_vector
 
     from embed_assets.lib.store.base import register_array_dumper
-    from pgvector.psycopg import register_vector
 
     changed = np.random.default_rng(0).choice(len(vectors), len(vectors) // 100, replace=False)
     builds, updates = [], []
@@ -64,8 +68,10 @@ def index_floor(url: str, vectors, repeat: int) -> tuple[list[float], list[float
         register_array_dumper(conn)
         for _ in range(repeat):
             conn.execute("DROP TABLE IF EXISTS public.floor_vectors")
-            conn.execute("CREATE TABLE public.floor_vectors (id int PRIMARY KEY, "
-                         f"embedding vector({vectors.shape[1]}))")
+            conn.execute(
+                "CREATE TABLE public.floor_vectors (id int PRIMARY KEY, "
+                f"embedding vector({vectors.shape[1]}))"
+            )
             with conn.cursor().copy("COPY public.floor_vectors FROM STDIN (FORMAT BINARY)") as c:
                 c.set_types(["int4", "vector"])
                 for row in enumerate(vectors):
@@ -75,13 +81,17 @@ def index_floor(url: str, vectors, repeat: int) -> tuple[list[float], list[float
                 conn.execute("SET LOCAL maintenance_work_mem = '1GB'")
                 conn.execute("SET LOCAL max_parallel_maintenance_workers = 1")
                 began = time.perf_counter()
-                conn.execute("CREATE INDEX ON public.floor_vectors USING hnsw "
-                             "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
+                conn.execute(
+                    "CREATE INDEX ON public.floor_vectors USING hnsw "
+                    "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+                )
                 builds.append(time.perf_counter() - began)
             began = time.perf_counter()
             with conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany("UPDATE public.floor_vectors SET embedding = %b WHERE id = %s",
-                                   [(vectors[(i + 1) % len(vectors)], int(i)) for i in changed])
+                cursor.executemany(
+                    "UPDATE public.floor_vectors SET embedding = %b WHERE id = %s",
+                    [(vectors[(i + 1) % len(vectors)], int(i)) for i in changed],
+                )
             updates.append(time.perf_counter() - began)
         conn.execute("DROP TABLE public.floor_vectors")
     return builds, updates
@@ -96,10 +106,15 @@ def dagster_floor(repeat: int) -> dict[str, list[float]]:
     from embed_assets.lib.settings import Settings
 
     def asset(name: str, deps: list):
-        @dg.asset(name=name, partitions_def=monthly, deps=deps,
-                  backfill_policy=dg.BackfillPolicy.single_run())
+        @dg.asset(
+            name=name,
+            partitions_def=monthly,
+            deps=deps,
+            backfill_policy=dg.BackfillPolicy.single_run(),
+        )
         def _asset() -> dg.MaterializeResult:
             return dg.MaterializeResult(metadata={"rows": 0})
+
         return _asset
 
     def checks(target, count: int):
@@ -108,8 +123,10 @@ def dagster_floor(repeat: int) -> dict[str, list[float]]:
         @dg.multi_asset_check(specs=specs, name=f"{target.key.path[-1]}_checks")
         def _checks():
             for spec in specs:
-                yield dg.AssetCheckResult(asset_key=spec.asset_key, check_name=spec.name,
-                                          passed=True)
+                yield dg.AssetCheckResult(
+                    asset_key=spec.asset_key, check_name=spec.name, passed=True
+                )
+
         return _checks
 
     first = asset("floor_repositories", [])
@@ -119,16 +136,20 @@ def dagster_floor(repeat: int) -> dict[str, list[float]]:
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     seconds: dict[str, list[float]] = {}
     with project_instance(Settings.from_env()) as instance:
-        for label, asset_checks in (("no checks", []),
-                                    ("14 checks", [checks(first, 3), checks(second, 3),
-                                                   checks(third, 8)])):
-            job = dg.Definitions(assets=[first, second, third], asset_checks=asset_checks,
-                                 executor=dg.in_process_executor
-                                 ).resolve_implicit_global_asset_job_def()
+        for label, asset_checks in (
+            ("no checks", []),
+            ("14 checks", [checks(first, 3), checks(second, 3), checks(third, 8)]),
+        ):
+            job = dg.Definitions(
+                assets=[first, second, third],
+                asset_checks=asset_checks,
+                executor=dg.in_process_executor,
+            ).resolve_implicit_global_asset_job_def()
             for _ in range(repeat):
                 began = time.perf_counter()
-                job.execute_in_process(instance=instance, run_config=quiet,
-                                       tags=range_tags(keys[-MONTHS], keys[-1]))
+                job.execute_in_process(
+                    instance=instance, run_config=quiet, tags=range_tags(keys[-MONTHS], keys[-1])
+                )
                 seconds.setdefault(label, []).append(time.perf_counter() - began)
     return seconds
 
@@ -168,10 +189,12 @@ def main() -> int:
     update = line(f"{len(vectors) // 100} vectors rewritten through the index", updates)
     bare = line(f"Dagster run over {MONTHS} months, no checks", runs["no checks"])
     checked = line(f"Dagster run over {MONTHS} months, 14 checks", runs["14 checks"])
-    print(f"\nfloors: first sync >= {build:.2f} s (target 8 s; the issue's machine: 3.6 s "
-          f"build)\n        1 % sync >= {update + bare:.2f} s without checks, "
-          f"{update + checked:.2f} s with them (target 0.8 s; the issue's machine: 0.2 s of "
-          "index writes)")
+    print(
+        f"\nfloors: first sync >= {build:.2f} s (target 8 s; the issue's machine: 3.6 s "
+        f"build)\n        1 % sync >= {update + bare:.2f} s without checks, "
+        f"{update + checked:.2f} s with them (target 0.8 s; the issue's machine: 0.2 s of "
+        "index writes)"
+    )
     return 0
 
 

@@ -45,8 +45,9 @@ K = 10
 
 def cli(env: dict, *args: str) -> tuple[dict, float]:
     began = time.perf_counter()
-    out = subprocess.run([*CLI, *args, "--json"], env=env, cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*CLI, *args, "--json"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out), time.perf_counter() - began
 
 
@@ -63,7 +64,7 @@ def passes(store, space, queries, exact: list[set[str]], count: int) -> list[tup
     results = []
     for _ in range(count):
         latencies, recalls = [], []
-        for vector, expected in zip(queries, exact):
+        for vector, expected in zip(queries, exact, strict=True):
             began = time.perf_counter()
             found = store.search(space, vector, K)
             latencies.append(time.perf_counter() - began)
@@ -73,8 +74,10 @@ def passes(store, space, queries, exact: list[set[str]], count: int) -> list[tup
 
 
 def report(label: str, latencies: list[float], recall: float) -> None:
-    print(f"  {label:<34} p50 {ms(latencies, 50):6.2f} ms  p95 {ms(latencies, 95):6.2f} ms  "
-          f"recall@10 {recall:.4f}")
+    print(
+        f"  {label:<34} p50 {ms(latencies, 50):6.2f} ms  p95 {ms(latencies, 95):6.2f} ms  "
+        f"recall@10 {recall:.4f}"
+    )
 
 
 def measure(settings, queries, exact, ef_values) -> None:
@@ -108,11 +111,17 @@ def rebuild(settings, parameters: tuple[int, int] | None) -> float:
                 store.execute(sql.SQL("REINDEX INDEX {}").format(index))
             else:
                 store.execute(sql.SQL("DROP INDEX {}").format(index))
-                store.execute(sql.SQL(
-                    "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
-                    "WITH (m = {}, ef_construction = {})").format(
-                        sql.Identifier(f"{space.table}_hnsw"), table, sql.Literal(parameters[0]),
-                        sql.Literal(parameters[1])))
+                store.execute(
+                    sql.SQL(
+                        "CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops) "
+                        "WITH (m = {}, ef_construction = {})"
+                    ).format(
+                        sql.Identifier(f"{space.table}_hnsw"),
+                        table,
+                        sql.Literal(parameters[0]),
+                        sql.Literal(parameters[1]),
+                    )
+                )
             return time.perf_counter() - began
 
 
@@ -120,11 +129,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--home", type=Path, help="EMBED_ASSETS_HOME (default: a new temp dir); "
-                        "one holding a previous run's data is reused")
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="EMBED_ASSETS_HOME (default: a new temp dir); "
+        "one holding a previous run's data is reused",
+    )
     parser.add_argument("--ef-search", type=int, nargs="*", default=[40, 64, 80, 100])
-    parser.add_argument("--builds", nargs="*", default=[],
-                        help="other (m/ef_construction) to build and measure, e.g. 16/128 24/128")
+    parser.add_argument(
+        "--builds",
+        nargs="*",
+        default=[],
+        help="other (m/ef_construction) to build and measure, e.g. 16/128 24/128",
+    )
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
 
@@ -155,8 +172,10 @@ def main() -> int:
         loaded, seconds = cli(env, "load", str(sample))
         print(f"embed-assets load: {seconds:.1f} s  {loaded}")
         synced, seconds = cli(env, "sync", "--skip-clusters")
-        print(f"embed-assets sync --skip-clusters: {seconds:.1f} s (in the run: "
-              f"{synced['seconds']} s, by asset {synced['asset_seconds']})")
+        print(
+            f"embed-assets sync --skip-clusters: {seconds:.1f} s (in the run: "
+            f"{synced['seconds']} s, by asset {synced['asset_seconds']})"
+        )
     import dagster as dg
 
     from embed_assets.instance import project_instance
@@ -164,28 +183,43 @@ def main() -> int:
     with project_instance(settings) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("embeddings"))
         metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
-    print(f"embeddings, last materialisation: {metadata['dagster/row_count']:,} vectors; "
-          f"write transaction with the HNSW build "
-          f"{metadata['write_seconds']:.1f} s (m {metadata.get('hnsw_m')}, ef_construction "
-          f"{metadata.get('hnsw_ef_construction')})")
+    print(
+        f"embeddings, last materialisation: {metadata['dagster/row_count']:,} vectors; "
+        f"write transaction with the HNSW build "
+        f"{metadata['write_seconds']:.1f} s (m {metadata.get('hnsw_m')}, ef_construction "
+        f"{metadata.get('hnsw_ef_construction')})"
+    )
 
     provider = build_provider(settings)
-    texts = [r["description"] or r["full_name"].split("/")[1]
-             for r in generate_repositories(args.queries, seed=2)]
+    texts = [
+        r["description"] or r["full_name"].split("/")[1]
+        for r in generate_repositories(args.queries, seed=2)
+    ]
     queries = np.asarray(provider.embed(texts), dtype=np.float32)
     with open_store(database_url(settings), settings) as store:
         space = store.active_space()
-        print(f"space {space.name}: {store.count_vectors(space):,} vectors; "
-              f"ef_search setting {settings.ef_search}")
+        print(
+            f"space {space.name}: {store.count_vectors(space):,} vectors; "
+            f"ef_search setting {settings.ef_search}"
+        )
         began = time.perf_counter()
         exact = [{h[0] for h in store.search(space, q, K, exact=True)} for q in queries]
         print(f"exact search: {(time.perf_counter() - began) / len(queries) * 1000:.0f} ms a query")
 
     # Restart the embedded server (in another process: pgserver keeps its handle in this one).
     subprocess.run([*CLI, "db", "stop"], env=env, cwd=ROOT, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-c", "from embed_assets.lib.database import database_url; "
-                    "from embed_assets.lib.settings import Settings; "
-                    "database_url(Settings.from_env())"], env=env, cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from embed_assets.lib.database import database_url; "
+            "from embed_assets.lib.settings import Settings; "
+            "database_url(Settings.from_env())",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+    )
     with open_store(database_url(settings), settings) as store:
         print(f"search through the index, {len(queries)} queries, k = {K}; {load()}")
         results = passes(store, space, queries, exact, 3)
@@ -193,9 +227,13 @@ def main() -> int:
         report(f"warm, ef_search {settings.ef_search}", results[2][0], results[2][1])
 
         began = time.perf_counter()
-        check = quality.search_recall(store, space, quality.QualitySettings.from_env().recall_queries)
-        print(f"hnsw_recall check: recall@10 {check['recall']:.4f} over {check['queries']} stored "
-              f"vectors, {time.perf_counter() - began:.2f} s")
+        check = quality.search_recall(
+            store, space, quality.QualitySettings.from_env().recall_queries
+        )
+        print(
+            f"hnsw_recall check: recall@10 {check['recall']:.4f} over {check['queries']} stored "
+            f"vectors, {time.perf_counter() - began:.2f} s"
+        )
 
     latencies = []
     for round_ in range(2):
@@ -204,12 +242,16 @@ def main() -> int:
             search_api(text, K)
             if round_:
                 latencies.append(time.perf_counter() - began)
-    print(f"embed_assets.search() end to end, warm: p50 {ms(latencies, 50):.2f} ms, "
-          f"p95 {ms(latencies, 95):.2f} ms; {load()}")
+    print(
+        f"embed_assets.search() end to end, warm: p50 {ms(latencies, 50):.2f} ms, "
+        f"p95 {ms(latencies, 95):.2f} ms; {load()}"
+    )
 
     measure(settings, queries, exact, args.ef_search)
-    print(f"index rebuild (REINDEX as write_vectors builds it): {rebuild(settings, None):.1f} s; "
-          f"{load()}")
+    print(
+        f"index rebuild (REINDEX as write_vectors builds it): {rebuild(settings, None):.1f} s; "
+        f"{load()}"
+    )
     for build in args.builds:
         m, ef_construction = (int(x) for x in build.split("/"))
         seconds = rebuild(settings, (m, ef_construction))
@@ -220,8 +262,9 @@ def main() -> int:
 
         with open_store(database_url(settings), settings) as store:
             rows = store.count_vectors(space)
-        rebuild(settings, hnsw.build_parameters(rows, settings.hnsw_m,
-                                                settings.hnsw_ef_construction))
+        rebuild(
+            settings, hnsw.build_parameters(rows, settings.hnsw_m, settings.hnsw_ef_construction)
+        )
     print(f"\nhome: {home}")
     return 0
 

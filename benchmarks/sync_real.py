@@ -40,8 +40,9 @@ CLI = [sys.executable, "-m", "embed_assets.cli"]
 
 
 def cli(env: dict, *args: str) -> dict:
-    out = subprocess.run([*CLI, *args, "--json"], env=env, cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*CLI, *args, "--json"], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
@@ -117,8 +118,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--home", type=Path, help="EMBED_ASSETS_HOME to use (default: a temp dir)")
     parser.add_argument("--clusters", action="store_true", help="include the cluster index")
-    parser.add_argument("--provider-latency", type=float,
-                        help="embed through a local OpenAI-compatible server with this latency")
+    parser.add_argument(
+        "--provider-latency",
+        type=float,
+        help="embed through a local OpenAI-compatible server with this latency",
+    )
     args = parser.parse_args()
     if not args.csv.exists():
         print(f"no data file at {args.csv}; pass --csv", file=sys.stderr)
@@ -133,10 +137,15 @@ def main() -> int:
             sys.path.insert(0, str(ROOT))
             from embed_assets_tests.provider_servers import FakeEmbeddingServer
 
-            server = stack.enter_context(FakeEmbeddingServer(dimensions=384,
-                                                             latency=args.provider_latency))
-            env.update(EMBED_ASSETS_PROVIDER="openai_compatible", EMBED_ASSETS_MODEL="bench-embed",
-                       EMBED_ASSETS_DIMENSIONS="384", EMBED_ASSETS_BASE_URL=server.openai_url)
+            server = stack.enter_context(
+                FakeEmbeddingServer(dimensions=384, latency=args.provider_latency)
+            )
+            env.update(
+                EMBED_ASSETS_PROVIDER="openai_compatible",
+                EMBED_ASSETS_MODEL="bench-embed",
+                EMBED_ASSETS_DIMENSIONS="384",
+                EMBED_ASSETS_BASE_URL=server.openai_url,
+            )
         os.environ.update(env)  # for what this process reads itself (the Dagster instance)
         try:
             return rounds(args, env)
@@ -146,11 +155,17 @@ def main() -> int:
 
 def rounds(args, env: dict) -> int:
     sync_args = () if args.clusters else ("--skip-clusters",)
-    figures: dict[str, list[float]] = {"first": [], "first_index_build": [],
-                                       "first_without_build": [], "noop": [], "one_percent": []}
+    figures: dict[str, list[float]] = {
+        "first": [],
+        "first_index_build": [],
+        "first_without_build": [],
+        "noop": [],
+        "one_percent": [],
+    }
     if args.provider_latency is not None:
-        figures.update(first_texts_per_second=[], cached=[], cached_texts_per_second=[],
-                       cached_embed_step=[])
+        figures.update(
+            first_texts_per_second=[], cached=[], cached_texts_per_second=[], cached_embed_step=[]
+        )
     for round_ in range(1, args.repeat + 1):
         sql(env, "DROP SCHEMA IF EXISTS benchmark CASCADE")
         began = time.perf_counter()
@@ -162,16 +177,25 @@ def rounds(args, env: dict) -> int:
         assert status["pending"] == 0 and status["embeddings"] == status["chunks"], status
         noop = cli(env, "sync", *sync_args)
         assert noop["embedded"] == 0, noop
-        changed = sql(env, "UPDATE benchmark.repositories_source SET description = "
-                      "coalesce(description, '') || ' (revised ' || %s || ')' "
-                      "WHERE abs(hashtext(full_name || %s)) %% 100 = 0", str(round_), str(round_))
+        changed = sql(
+            env,
+            "UPDATE benchmark.repositories_source SET description = "
+            "coalesce(description, '') || ' (revised ' || %s || ')' "
+            "WHERE abs(hashtext(full_name || %s)) %% 100 = 0",
+            str(round_),
+            str(round_),
+        )
         one_percent = cli(env, "sync", *sync_args)
-        print(f"  first sync   {first['seconds']:6.2f} s  embedded {first['embedded']:,} "
-              f"over {first['partitions']} partitions in one run; HNSW build {build:.2f} s, "
-              f"everything else {first['seconds'] - build:.2f} s")
+        print(
+            f"  first sync   {first['seconds']:6.2f} s  embedded {first['embedded']:,} "
+            f"over {first['partitions']} partitions in one run; HNSW build {build:.2f} s, "
+            f"everything else {first['seconds'] - build:.2f} s"
+        )
         print(f"  no-op sync   {noop['seconds']:6.3f} s  embedded {noop['embedded']}")
-        print(f"  1 % changed  {one_percent['seconds']:6.3f} s  rows changed {changed}, "
-              f"embedded {one_percent['embedded']}, partitions {one_percent['partitions']}")
+        print(
+            f"  1 % changed  {one_percent['seconds']:6.3f} s  rows changed {changed}, "
+            f"embedded {one_percent['embedded']}, partitions {one_percent['partitions']}"
+        )
         figures["first"].append(first["seconds"])
         figures["first_index_build"].append(build)
         figures["first_without_build"].append(first["seconds"] - build)
@@ -188,25 +212,36 @@ def rounds(args, env: dict) -> int:
             cached = cli(env, "sync", *sync_args)
             cached_metadata = embeddings_metadata(env)
             step = cached_metadata["seconds"] - cached_metadata["write_seconds"]
-            print(f"  all cached   {cached['seconds']:6.2f} s  embedded {cached['embedded']:,} "
-                  f"({cached['embedded'] / cached['seconds']:,.0f} texts/s; embeddings step "
-                  f"without its write: {step:.2f} s, {cached['embedded'] / step:,.0f} texts/s)")
+            print(
+                f"  all cached   {cached['seconds']:6.2f} s  embedded {cached['embedded']:,} "
+                f"({cached['embedded'] / cached['seconds']:,.0f} texts/s; embeddings step "
+                f"without its write: {step:.2f} s, {cached['embedded'] / step:,.0f} texts/s)"
+            )
             figures["cached"].append(cached["seconds"])
             figures["cached_texts_per_second"].append(cached["embedded"] / cached["seconds"])
             figures["cached_embed_step"].append(cached["embedded"] / step)
 
     build, insert = calibrate(env)
-    print(f"\ncalibration: HNSW build of 24,494 random vectors {build:.2f} s (reference 6.5 s, "
-          f"x{build / 6.5:.1f}); 244 rows into it {insert:.3f} s (reference 0.19 s, "
-          f"x{insert / 0.19:.1f})")
-    provider = ("offline provider" if args.provider_latency is None else
-                f"OpenAI-compatible server at {args.provider_latency * 1000:.0f} ms per request")
-    print(f"\nmedians over {args.repeat} rounds (24,399 rows, {provider}, "
-          f"{'with' if args.clusters else 'without'} the cluster index; seconds as reported by "
-          "`sync`, texts/s = embedded / those seconds):")
+    print(
+        f"\ncalibration: HNSW build of 24,494 random vectors {build:.2f} s (reference 6.5 s, "
+        f"x{build / 6.5:.1f}); 244 rows into it {insert:.3f} s (reference 0.19 s, "
+        f"x{insert / 0.19:.1f})"
+    )
+    provider = (
+        "offline provider"
+        if args.provider_latency is None
+        else f"OpenAI-compatible server at {args.provider_latency * 1000:.0f} ms per request"
+    )
+    print(
+        f"\nmedians over {args.repeat} rounds (24,399 rows, {provider}, "
+        f"{'with' if args.clusters else 'without'} the cluster index; seconds as reported by "
+        "`sync`, texts/s = embedded / those seconds):"
+    )
     for name, values in figures.items():
-        print(f"  {name:<24} {statistics.median(values):7.3f}   all: "
-              + ", ".join(f"{v:.3f}" for v in values))
+        print(
+            f"  {name:<24} {statistics.median(values):7.3f}   all: "
+            + ", ".join(f"{v:.3f}" for v in values)
+        )
     return 0
 
 

@@ -9,17 +9,23 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Sequence
 
+from embed_assets.lib.clusters.index import refresh_clusters
 from embed_assets.lib.database import database_url, redact, stop_embedded
-from embed_assets.lib.github import GitHubClient, GitHubError, StoreETags
-from embed_assets.lib.github_source import ME, load_github, window_qualifier_in
-from embed_assets.lib.loader import (LoaderError, Rejected, SourceRow, parse_record,
-                                     read_source_file, upsert_rows)
-from embed_assets.lib.cluster_index import refresh_clusters
 from embed_assets.lib.search import search
 from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings
+from embed_assets.lib.sources.github.client import GitHubClient, GitHubError, StoreETags
+from embed_assets.lib.sources.github.load import ME, load_github, window_qualifier_in
+from embed_assets.lib.sources.loader import (
+    LoaderError,
+    Rejected,
+    SourceRow,
+    parse_record,
+    read_source_file,
+    upsert_rows,
+)
 from embed_assets.lib.store import StoreError, open_store
 
 REJECTS_SHOWN = 20
@@ -34,7 +40,8 @@ def _emit(document, as_json: bool, human: str) -> None:
 
 
 def _time_bounds(settings: Settings) -> tuple[datetime, datetime]:
-    """Rows must fall in a partition: from the partitions' start to now (plus a day of clock skew)."""
+    """Rows must fall in a partition: from the partitions' start to now (plus a day of clock
+    skew)."""
     earliest = datetime.combine(settings.partition_start_date, datetime.min.time(), UTC)
     return earliest, datetime.now(UTC) + timedelta(days=1)
 
@@ -60,33 +67,48 @@ def _load_error(message: str) -> int:
 def _load_github(settings: Settings, args, began: float) -> int:
     """`load --github QUERY` / `--github-starred USER`: fetch [since, until) and upsert it."""
     if args.time_column:
-        return _load_error("--time-column applies to a file load; GitHub rows are placed by "
-                           "their created_at")
+        return _load_error(
+            "--time-column applies to a file load; GitHub rows are placed by their created_at"
+        )
     if args.github is not None and window_qualifier_in(args.github):
-        return _load_error(f"--github {args.github!r} has its own created: qualifier; give the "
-                           "window with --since and --until")
+        return _load_error(
+            f"--github {args.github!r} has its own created: qualifier; give the "
+            "window with --since and --until"
+        )
     earliest = datetime.combine(settings.partition_start_date, datetime.min.time(), UTC)
     # Until the end of today (UTC), not this second: the same requests all day, so ETags answer.
-    tomorrow = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+    tomorrow = datetime.combine(
+        datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
+    )
     since, until = args.since or earliest, args.until or tomorrow
     if since < earliest:
-        return _load_error(f"--since {since.isoformat()} is before the first partition "
-                           f"(EMBED_ASSETS_PARTITION_START={settings.partition_start})")
+        return _load_error(
+            f"--since {since.isoformat()} is before the first partition "
+            f"(EMBED_ASSETS_PARTITION_START={settings.partition_start})"
+        )
     if until <= since:
         return _load_error(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
     token = os.environ.get(GITHUB_TOKEN_VARIABLE) or None
     if token is None:
-        _progress(f"warning: {GITHUB_TOKEN_VARIABLE} is not set: calling GitHub unauthenticated "
-                  "(10 search requests a minute, 60 requests an hour)")
-    source = ({"query": args.github} if args.github is not None
-              else {"starred": args.github_starred})
-    what = (f"search {args.github!r}" if args.github is not None
-            else f"repositories starred by {args.github_starred}")
-    _progress(f"fetching the GitHub {what} created from {since.isoformat()} to "
-              f"{until.isoformat()} from {settings.github_url}")
+        _progress(
+            f"warning: {GITHUB_TOKEN_VARIABLE} is not set: calling GitHub unauthenticated "
+            "(10 search requests a minute, 60 requests an hour)"
+        )
+    source = {"query": args.github} if args.github is not None else {"starred": args.github_starred}
+    what = (
+        f"search {args.github!r}"
+        if args.github is not None
+        else f"repositories starred by {args.github_starred}"
+    )
+    _progress(
+        f"fetching the GitHub {what} created from {since.isoformat()} to "
+        f"{until.isoformat()} from {settings.github_url}"
+    )
     try:
-        with open_store(database_url(settings), settings) as store, \
-                GitHubClient(token, base_url=settings.github_url, etags=StoreETags(store)) as client:
+        with (
+            open_store(database_url(settings), settings) as store,
+            GitHubClient(token, base_url=settings.github_url, etags=StoreETags(store)) as client,
+        ):
             loaded = load_github(store, client, since, until, **source)
     except GitHubError as error:
         return _load_error(str(error))
@@ -105,15 +127,23 @@ def cmd_load(settings: Settings, args) -> int:
     if args.since or args.until:
         return _load_error("--since and --until apply to --github and --github-starred")
     earliest, latest = _time_bounds(settings)
-    parsed = read_source_file(args.path, time_column=args.time_column, earliest=earliest,
-                              latest=latest)
-    _progress(f"read {len(parsed.rows) + len(parsed.rejected):,} rows from {args.path} "
-              f"in {time.perf_counter() - began:.1f} s; writing {len(parsed.rows):,}")
+    parsed = read_source_file(
+        args.path, time_column=args.time_column, earliest=earliest, latest=latest
+    )
+    _progress(
+        f"read {len(parsed.rows) + len(parsed.rejected):,} rows from {args.path} "
+        f"in {time.perf_counter() - began:.1f} s; writing {len(parsed.rows):,}"
+    )
     _report_rejects(parsed.rejected)
     counts = load_rows(settings, parsed.rows)
     counts["rejected"] = len(parsed.rejected)
-    _emit(counts, args.json, "loaded: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-          + f" ({time.perf_counter() - began:.1f} s)")
+    _emit(
+        counts,
+        args.json,
+        "loaded: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        + f" ({time.perf_counter() - began:.1f} s)",
+    )
     return 0
 
 
@@ -143,12 +173,19 @@ def cmd_status(settings: Settings, args) -> int:
 
     status = _status(settings)
     with project_instance(settings) as instance:  # the latest result of every asset check
-        checks = latest_results(instance, build_definitions(settings).resolve_asset_graph()
-                                .asset_check_keys)
-    human = [f"{k:>13}  {v:,}" for k, v in status.items()] + ["", "checks"] + [
-        f"  {({True: 'passed', False: 'FAILED', None: 'not run'})[c['passed']]:<7} "
-        f"{c['severity'] or '':<5} {c['asset']}.{c['name']}"
-        + (f"  ({c['partition']})" if c["partition"] else "") for c in checks]
+        checks = latest_results(
+            instance, build_definitions(settings).resolve_asset_graph().asset_check_keys
+        )
+    human = (
+        [f"{k:>13}  {v:,}" for k, v in status.items()]
+        + ["", "checks"]
+        + [
+            f"  {({True: 'passed', False: 'FAILED', None: 'not run'})[c['passed']]:<7} "
+            f"{c['severity'] or '':<5} {c['asset']}.{c['name']}"
+            + (f"  ({c['partition']})" if c["partition"] else "")
+            for c in checks
+        ]
+    )
     _emit(status | {"checks": checks}, args.json, "\n".join(human))
     return 0
 
@@ -162,8 +199,9 @@ def _show_hits(hits: list[dict]) -> str:
 
 
 def cmd_search(settings: Settings, args) -> int:
-    hits = search(args.query, args.k, language=args.language, min_stars=args.min_stars,
-                  settings=settings)
+    hits = search(
+        args.query, args.k, language=args.language, min_stars=args.min_stars, settings=settings
+    )
     _emit(hits, args.json, _show_hits(hits))
     return 0
 
@@ -200,10 +238,15 @@ def _active_space(store):
 
 
 def _cluster_json(cluster: dict) -> dict:
-    return {"cluster_id": cluster["cluster_id"], "size": cluster["size"], "label": cluster["label"],
-            "representative": cluster["representative"],
-            "resolved": cluster["resolved_at"] is not None, "note": cluster["note"],
-            "members": cluster["members"]}
+    return {
+        "cluster_id": cluster["cluster_id"],
+        "size": cluster["size"],
+        "label": cluster["label"],
+        "representative": cluster["representative"],
+        "resolved": cluster["resolved_at"] is not None,
+        "note": cluster["note"],
+        "members": cluster["members"],
+    }
 
 
 def cmd_clusters(settings: Settings, args) -> int:
@@ -215,28 +258,52 @@ def cmd_clusters(settings: Settings, args) -> int:
             if left is None:
                 raise StoreError(f"{args.member!r} is not a member of any cluster")
             refresh_clusters(store, space, [left], near_duplicate=settings.near_duplicate_threshold)
-            _emit({"removed": args.member, "cluster_id": left}, args.json,
-                  f"removed {args.member} from cluster {left}")
+            _emit(
+                {"removed": args.member, "cluster_id": left},
+                args.json,
+                f"removed {args.member} from cluster {left}",
+            )
         elif action == "resolve":
             if not store.resolve_cluster(space, args.cluster_id, args.note):
                 raise StoreError(f"no cluster {args.cluster_id} in space {space.name!r}")
-            _emit({"cluster_id": args.cluster_id, "resolved": True, "note": args.note}, args.json,
-                  f"cluster {args.cluster_id} resolved: {args.note}")
+            _emit(
+                {"cluster_id": args.cluster_id, "resolved": True, "note": args.note},
+                args.json,
+                f"cluster {args.cluster_id} resolved: {args.note}",
+            )
         elif action == "show":
-            found = [c for c in store.list_clusters(space, limit=10**9, members=0)
-                     if c["cluster_id"] == args.cluster_id]
+            found = [
+                c
+                for c in store.list_clusters(space, limit=10**9, members=0)
+                if c["cluster_id"] == args.cluster_id
+            ]
             if not found:
                 raise StoreError(f"no cluster {args.cluster_id} in space {space.name!r}")
-            cluster = _cluster_json(found[0]) | {"members": store.cluster_members(space, args.cluster_id)}
-            human = [f"cluster {cluster['cluster_id']}: {cluster['label']} ({cluster['size']} members)"]
-            human += [f"  {m['similarity']:.3f}  {m['full_name']}"
-                      + (f"  near-duplicate of {', '.join(m['near_duplicate_of'])}"
-                         if m["near_duplicate_of"] else "") for m in cluster["members"]]
+            cluster = _cluster_json(found[0]) | {
+                "members": store.cluster_members(space, args.cluster_id)
+            }
+            human = [
+                f"cluster {cluster['cluster_id']}: {cluster['label']} ({cluster['size']} members)"
+            ]
+            human += [
+                f"  {m['similarity']:.3f}  {m['full_name']}"
+                + (
+                    f"  near-duplicate of {', '.join(m['near_duplicate_of'])}"
+                    if m["near_duplicate_of"]
+                    else ""
+                )
+                for m in cluster["members"]
+            ]
             _emit(cluster, args.json, "\n".join(human))
         else:
-            clusters = [_cluster_json(c) for c in store.list_clusters(space, args.limit, args.members)]
-            human = [f"{c['cluster_id']:>6}  {c['size']:>5}  {c['label']:<40} "
-                     f"{', '.join(c['members'][:4])}" for c in clusters]
+            clusters = [
+                _cluster_json(c) for c in store.list_clusters(space, args.limit, args.members)
+            ]
+            human = [
+                f"{c['cluster_id']:>6}  {c['size']:>5}  {c['label']:<40} "
+                f"{', '.join(c['members'][:4])}"
+                for c in clusters
+            ]
             _emit(clusters, args.json, "\n".join(human) or "no clusters yet")
     return 0
 
@@ -250,8 +317,10 @@ def cmd_spaces(settings: Settings, args) -> int:
             listed = {s["name"]: s for s in store.list_spaces()}
             pending = listed.get(args.name, {}).get("pending", 0)
             if pending and not args.force:
-                raise StoreError(f"space {args.name!r} still has {pending:,} chunks without a "
-                                 "vector: sync first, or --force to switch anyway")
+                raise StoreError(
+                    f"space {args.name!r} still has {pending:,} chunks without a "
+                    "vector: sync first, or --force to switch anyway"
+                )
             store.activate_space(args.name)
         elif action == "drop":
             store.drop_space(args.name)
@@ -263,9 +332,11 @@ def cmd_spaces(settings: Settings, args) -> int:
 
         with project_instance(settings) as instance:
             materialise_cluster_index(settings, instance)
-    human = [f"{'*' if s['active'] else ' '} {s['name']:<40} {s['embeddings']:>9,} vectors "
-             f"{s['pending']:>9,} pending  {s['model']} ({s['dimensions']} dimensions)"
-             for s in spaces]
+    human = [
+        f"{'*' if s['active'] else ' '} {s['name']:<40} {s['embeddings']:>9,} vectors "
+        f"{s['pending']:>9,} pending  {s['model']} ({s['dimensions']} dimensions)"
+        for s in spaces
+    ]
     _emit(spaces, args.json, "\n".join(human) or "no embedding space yet")
     return 0
 
@@ -283,7 +354,9 @@ def cmd_cache(settings: Settings, args) -> int:
 
 def cmd_db_stop(settings: Settings, args) -> int:
     stopped = stop_embedded(settings.home)
-    print("stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL is not running")
+    print(
+        "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL is not running"
+    )
     return 0
 
 
@@ -292,8 +365,9 @@ def _utc_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date or time: {text!r} (e.g. 2020-01-31 or "
-                                         "2020-01-31T12:00:00Z)") from None
+        raise argparse.ArgumentTypeError(
+            f"not a date or time: {text!r} (e.g. 2020-01-31 or 2020-01-31T12:00:00Z)"
+        ) from None
     if value.microsecond:
         raise argparse.ArgumentTypeError(f"{text!r}: whole seconds only")
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -303,30 +377,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="embed-assets", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    load = commands.add_parser("load", help="upsert repository rows from CSV, JSON Lines or "
-                               "Parquet, or from GitHub's REST API")
+    load = commands.add_parser(
+        "load",
+        help="upsert repository rows from CSV, JSON Lines or Parquet, or from GitHub's REST API",
+    )
     source = load.add_mutually_exclusive_group(required=True)
     source.add_argument("path", nargs="?", help="a .csv, .jsonl/.ndjson or .parquet file")
-    source.add_argument("--github", metavar="QUERY",
-                        help="a GitHub repository search (e.g. 'language:rust stars:>100'; '' for "
-                        "all), over the repositories created in [--since, --until)")
-    source.add_argument("--github-starred", metavar="USER",
-                        help=f"the repositories USER starred ({ME}: the token's owner), kept when "
-                        "created in [--since, --until)")
-    load.add_argument("--time-column", help="column giving each row's time (default: created_at "
-                      "when present, else the load time)")
-    load.add_argument("--since", type=_utc_time, metavar="DATE",
-                      help="with --github*: first creation time, inclusive (default: "
-                      "EMBED_ASSETS_PARTITION_START)")
-    load.add_argument("--until", type=_utc_time, metavar="DATE",
-                      help="with --github*: last creation time, exclusive (default: the end of "
-                      "today, UTC)")
+    source.add_argument(
+        "--github",
+        metavar="QUERY",
+        help="a GitHub repository search (e.g. 'language:rust stars:>100'; '' for "
+        "all), over the repositories created in [--since, --until)",
+    )
+    source.add_argument(
+        "--github-starred",
+        metavar="USER",
+        help=f"the repositories USER starred ({ME}: the token's owner), kept when "
+        "created in [--since, --until)",
+    )
+    load.add_argument(
+        "--time-column",
+        help="column giving each row's time (default: created_at when present, else the load time)",
+    )
+    load.add_argument(
+        "--since",
+        type=_utc_time,
+        metavar="DATE",
+        help="with --github*: first creation time, inclusive (default: "
+        "EMBED_ASSETS_PARTITION_START)",
+    )
+    load.add_argument(
+        "--until",
+        type=_utc_time,
+        metavar="DATE",
+        help="with --github*: last creation time, exclusive (default: the end of today, UTC)",
+    )
     load.set_defaults(run=cmd_load)
 
-    sync = commands.add_parser("sync", help="materialise every partition whose source rows "
-                               "changed, and the cluster index, in one Dagster run")
-    sync.add_argument("--skip-clusters", action="store_true",
-                      help="leave the cluster index out of the run")
+    sync = commands.add_parser(
+        "sync",
+        help="materialise every partition whose source rows "
+        "changed, and the cluster index, in one Dagster run",
+    )
+    sync.add_argument(
+        "--skip-clusters", action="store_true", help="leave the cluster index out of the run"
+    )
     sync.set_defaults(run=cmd_sync)
 
     status = commands.add_parser("status", help="row counts and pending chunks")
@@ -336,19 +431,29 @@ def build_parser() -> argparse.ArgumentParser:
     search_parser.add_argument("query")
     search_parser.add_argument("-k", type=int, default=10, help="how many results (default 10)")
     search_parser.add_argument("--language", help="only repositories in this language")
-    search_parser.add_argument("--min-stars", type=int, help="only repositories with this many stars")
+    search_parser.add_argument(
+        "--min-stars", type=int, help="only repositories with this many stars"
+    )
     search_parser.set_defaults(run=cmd_search)
 
-    demo = commands.add_parser("demo", help="load a generated sample, sync, show status and a search")
+    demo = commands.add_parser(
+        "demo", help="load a generated sample, sync, show status and a search"
+    )
     demo.add_argument("--rows", type=int, default=2000)
     demo.add_argument("--query", action="append", help="search to show (repeatable)")
     demo.set_defaults(run=cmd_demo)
 
-    clusters = commands.add_parser("clusters", help="clusters of similar repositories, largest "
-                                   "first (or show, remove a member, resolve)")
+    clusters = commands.add_parser(
+        "clusters",
+        help="clusters of similar repositories, largest first (or show, remove a member, resolve)",
+    )
     clusters.add_argument("--limit", type=int, default=50, help="how many clusters (default 50)")
-    clusters.add_argument("--members", type=int, default=20,
-                          help="member names per cluster, most similar first (default 20)")
+    clusters.add_argument(
+        "--members",
+        type=int,
+        default=20,
+        help="member names per cluster, most similar first (default 20)",
+    )
     clusters.set_defaults(run=cmd_clusters, clusters_command="list")
     cluster_commands = clusters.add_subparsers(dest="clusters_command")
     show = cluster_commands.add_parser("show", help="one cluster with all its members")
@@ -361,16 +466,21 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (show, remove, resolve):
         sub.set_defaults(run=cmd_clusters)
 
-    spaces = commands.add_parser("spaces", help="embedding spaces (model + dimensions) with "
-                                 "counts; the active one (*) answers searches")
+    spaces = commands.add_parser(
+        "spaces",
+        help="embedding spaces (model + dimensions) with "
+        "counts; the active one (*) answers searches",
+    )
     spaces.set_defaults(run=cmd_spaces, spaces_command="list")
     space_commands = spaces.add_subparsers(dest="spaces_command")
     activate = space_commands.add_parser("activate", help="make a space the one searches use")
     activate.add_argument("name")
-    activate.add_argument("--force", action="store_true",
-                          help="even with chunks still pending in it")
-    activate.add_argument("--no-clusters", action="store_true",
-                          help="do not build its cluster index now")
+    activate.add_argument(
+        "--force", action="store_true", help="even with chunks still pending in it"
+    )
+    activate.add_argument(
+        "--no-clusters", action="store_true", help="do not build its cluster index now"
+    )
     drop = space_commands.add_parser("drop", help="remove a space that is not active")
     drop.add_argument("name")
     for sub in (activate, drop):
@@ -387,8 +497,22 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("stop", help="stop the embedded server").set_defaults(run=cmd_db_stop)
 
-    for sub in (load, sync, status, search_parser, demo, cache_stats, cache_clear, clusters, show,
-                remove, resolve, spaces, activate, drop):
+    for sub in (
+        load,
+        sync,
+        status,
+        search_parser,
+        demo,
+        cache_stats,
+        cache_clear,
+        clusters,
+        show,
+        remove,
+        resolve,
+        spaces,
+        activate,
+        drop,
+    ):
         sub.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return parser
 

@@ -3,9 +3,9 @@
 the embedded server or EMBED_ASSETS_DATABASE_URL alike, with no URL written in any file."""
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
@@ -14,7 +14,6 @@ from dagster_postgres import DagsterPostgresStorage
 
 from embed_assets.lib.database import database_url, sqlalchemy_url
 from embed_assets.lib.settings import Settings
-
 
 STATEMENT_TIMEOUT_MS = 300_000
 
@@ -37,8 +36,9 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
         # months stores hundreds of events, and ~4 ms of connecting each dominated a small sync.
         # Pooled engines are what the webserver uses (`optimize_for_webserver`).
         for part in (storage.run_storage, storage.event_log_storage, storage.schedule_storage):
-            part.optimize_for_webserver(statement_timeout=STATEMENT_TIMEOUT_MS,
-                                        pool_recycle=3600, max_overflow=10)
+            part.optimize_for_webserver(
+                statement_timeout=STATEMENT_TIMEOUT_MS, pool_recycle=3600, max_overflow=10
+            )
         return storage
 
 
@@ -64,8 +64,9 @@ def project_instance(settings: Settings) -> Iterator[dg.DagsterInstance]:
     base.mkdir(parents=True, exist_ok=True)
     overrides = None
     if root is None:
-        overrides = {"storage": {"custom": {"module": __name__,
-                                            "class": ProjectPostgresStorage.__name__}}}
+        overrides = {
+            "storage": {"custom": {"module": __name__, "class": ProjectPostgresStorage.__name__}}
+        }
     ref = InstanceRef.from_dir(str(base), config_dir=str(root or base), overrides=overrides)
     with dg.DagsterInstance.from_ref(ref) as instance:
         yield instance

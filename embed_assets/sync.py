@@ -4,7 +4,7 @@ that hold pending work), recorded in the instance like any run launched from the
 import os
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -28,9 +28,17 @@ os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # A sync killed with SIGKILL never ends its run, which would keep its slot in the
 # `embedding_provider` pool for ever: the next sync ends it (end_runs_of_dead_processes).
-LAUNCHER_TAG, LIVENESS_TAG, PID_TAG = "embed_assets/launcher", "embed_assets/liveness", "embed_assets/pid"
-UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+LAUNCHER_TAG, LIVENESS_TAG, PID_TAG = (
+    "embed_assets/launcher",
+    "embed_assets/liveness",
+    "embed_assets/pid",
+)
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 class SyncError(RuntimeError):
@@ -39,7 +47,8 @@ class SyncError(RuntimeError):
 
 def changed_partition_keys(settings: Settings, space: Space) -> tuple[ChangeCursor, list[str]]:
     """The cursor past the changes read, and the partition keys with changes since the last sync
-    or with pending work (chunks without a vector, e.g. after a refused vector or a model switch)."""
+    or with pending work (chunks without a vector, e.g. after a refused vector or a model
+    switch)."""
     with open_store(database_url(settings), settings) as store:
         store.ensure_space(space)
         changes = read_changes(store, ChangeCursor.from_text(store.cursor(SYNC_CURSOR)))
@@ -48,37 +57,52 @@ def changed_partition_keys(settings: Settings, space: Space) -> tuple[ChangeCurs
     return changes.cursor, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
 
 
-def sync(settings: Settings, instance: dg.DagsterInstance, *, clusters: bool = True,
-         progress: Callable[[str], None] = lambda message: None) -> dict:
+def sync(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    *,
+    clusters: bool = True,
+    progress: Callable[[str], None] = lambda message: None,
+) -> dict:
     """Materialise the changed partition range in one run (with the cluster index unless
     `clusters` is False) and report what it did; with nothing changed, start no run.
     `progress` is told what is about to happen (the CLI prints it on stderr)."""
     began = time.perf_counter()
     with opened_provider(settings) as provider:
-        space = Space(space_name(provider.model, provider.dimensions), provider.model,
-                      provider.dimensions)
+        space = Space(
+            space_name(provider.model, provider.dimensions), provider.model, provider.dimensions
+        )
     progress("reading the change log")
     cursor, keys = changed_partition_keys(settings, space)
     report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
     if keys:
         all_keys = monthly.get_partition_keys()
         first, last = keys[0], keys[-1]
-        progress(f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
-                 + (" with the cluster index" if clusters else ""))
+        progress(
+            f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
+            + (" with the cluster index" if clusters else "")
+        )
         selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
         liveness = f"embed_assets.sync.{uuid.uuid4().hex}"
         with open_store(database_url(settings), settings) as store, store.lock(liveness):
             end_runs_of_dead_processes(instance, store)
-            result = _run(settings, instance, selection, range_tags(first, last) | {
-                LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())})
+            result = _run(
+                settings,
+                instance,
+                selection,
+                range_tags(first, last)
+                | {LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())},
+            )
         report["partitions"] = all_keys.index(last) - all_keys.index(first) + 1
         embedded = _metadata(result, "embeddings")
         report["embedded"] = embedded["embedded"]
         report["deleted"] = embedded["deleted"]
         report["run_id"] = result.run_id
-        report["asset_seconds"] = {asset: round(_metadata(result, asset)["seconds"], 3)
-                                   for asset in PARTITIONED_ASSETS + ("cluster_index",)
-                                   if clusters or asset != "cluster_index"}
+        report["asset_seconds"] = {
+            asset: round(_metadata(result, asset)["seconds"], 3)
+            for asset in PARTITIONED_ASSETS + ("cluster_index",)
+            if clusters or asset != "cluster_index"
+        }
         if clusters:
             report["clusters"] = _metadata(result, "cluster_index")["clusters"]
     with open_store(database_url(settings), settings) as store:
@@ -93,13 +117,22 @@ def materialise_cluster_index(settings: Settings, instance: dg.DagsterInstance) 
     return _metadata(_run(settings, instance, [dg.AssetKey("cluster_index")]), "cluster_index")
 
 
-def _run(settings: Settings, instance: dg.DagsterInstance, selection: list | None,
-         tags: dict | None = None) -> dg.ExecuteInProcessResult:
+def _run(
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    selection: list | None,
+    tags: dict | None = None,
+) -> dg.ExecuteInProcessResult:
     """One in-process run of the asset job over `selection` (None: every asset); a failure
     raises SyncError naming the failing step's error."""
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=QUIET,
-                                    asset_selection=selection, tags=tags)
+    result = job.execute_in_process(
+        instance=instance,
+        raise_on_error=False,
+        run_config=QUIET,
+        asset_selection=selection,
+        tags=tags,
+    )
     if not result.success:
         raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
     return result
@@ -111,12 +144,15 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> li
     that can be taken belongs to a process that is gone, on any machine. Their writes were
     transactions: nothing half-done stays in the store."""
     ended = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED,
-                                                       tags={LAUNCHER_TAG: "sync"})):
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(statuses=UNFINISHED, tags={LAUNCHER_TAG: "sync"})
+    ):
         with store.try_lock(run.tags.get(LIVENESS_TAG, "")) as gone:
             if gone:
-                instance.report_run_failed(run, "the embed-assets sync running it is gone "
-                                                f"(process {run.tags.get(PID_TAG)})")
+                instance.report_run_failed(
+                    run,
+                    f"the embed-assets sync running it is gone (process {run.tags.get(PID_TAG)})",
+                )
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
                 ended.append(run.run_id)
     return ended

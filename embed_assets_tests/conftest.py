@@ -8,6 +8,15 @@ import pytest
 
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import open_store
+from embed_assets_tests.install_check import install_problems, message
+
+
+def pytest_configure(config):
+    """A drifted install stops the session before any test runs (and before dagster is imported
+    by a test module, which is where a library of another line would fail)."""
+    problems = install_problems()
+    if problems:
+        pytest.exit(message(problems), returncode=3)
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +44,12 @@ def clean_environment(monkeypatch, tmp_path):
 @pytest.fixture
 def settings(database_url, request, monkeypatch, tmp_path) -> Settings:
     """Settings for a fresh schema, also exported as environment variables for CLI tests."""
-    schema = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:6]
+    schema = (
+        "t_"
+        + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+        + "_"
+        + uuid.uuid4().hex[:6]
+    )
     monkeypatch.setenv("EMBED_ASSETS_DATABASE_URL", database_url)
     monkeypatch.setenv("EMBED_ASSETS_SCHEMA", schema)
     current = Settings.from_env()

@@ -35,15 +35,17 @@ import re
 import threading
 import zlib
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 SEARCH_CAP = 1000
 _DOCS = "https://docs.github.com/rest"
-_SECONDARY = "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+_SECONDARY = (
+    "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+)
 _WORDS = ["vector", "search", "graph", "fast", "tiny", "async", "parser", "cli", "web", "data"]
 _LANGUAGES = ["Python", "Rust", "Go", "TypeScript", None]
 
@@ -58,40 +60,74 @@ class Received:
     status: int = 0
 
 
-def repository(full_name: str, created_at: datetime | str | None, *, stars: int = 0,
-               description: str | None = None, language: str | None = None,
-               topics: Iterable[str] = ()) -> dict:
-    """A repository object as GitHub's API returns it: the fields the client reads and a few more."""
+def repository(
+    full_name: str,
+    created_at: datetime | str | None,
+    *,
+    stars: int = 0,
+    description: str | None = None,
+    language: str | None = None,
+    topics: Iterable[str] = (),
+) -> dict:
+    """A repository object as GitHub's API returns it: the fields the client reads and a few
+    more."""
     owner, _, name = full_name.partition("/")
     if isinstance(created_at, datetime):
         created_at = created_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {"id": zlib.crc32(full_name.encode()), "name": name, "full_name": full_name,
-            "owner": {"login": owner}, "private": False, "fork": False,
-            "html_url": f"https://github.com/{full_name}", "description": description,
-            "created_at": created_at, "updated_at": created_at, "stargazers_count": stars,
-            "language": language, "topics": list(topics), "default_branch": "main"}
+    return {
+        "id": zlib.crc32(full_name.encode()),
+        "name": name,
+        "full_name": full_name,
+        "owner": {"login": owner},
+        "private": False,
+        "fork": False,
+        "html_url": f"https://github.com/{full_name}",
+        "description": description,
+        "created_at": created_at,
+        "updated_at": created_at,
+        "stargazers_count": stars,
+        "language": language,
+        "topics": list(topics),
+        "default_branch": "main",
+    }
 
 
-def make_repositories(count: int, start: datetime, end: datetime, *, seed: int = 0,
-                      prefix: str = "repo") -> list[dict]:
+def make_repositories(
+    count: int, start: datetime, end: datetime, *, seed: int = 0, prefix: str = "repo"
+) -> list[dict]:
     """`count` repositories created at whole seconds drawn uniformly from [start, end)."""
     rng = random.Random(seed)
     span = int((end - start).total_seconds())
-    return [repository(f"owner{i % 37}/{prefix}-{i}", start + timedelta(seconds=rng.randrange(span)),
-                       stars=rng.randrange(50_000), language=rng.choice(_LANGUAGES),
-                       description=f"A {' '.join(rng.sample(_WORDS, 3))} library",
-                       topics=rng.sample(_WORDS, 2)) for i in range(count)]
+    return [
+        repository(
+            f"owner{i % 37}/{prefix}-{i}",
+            start + timedelta(seconds=rng.randrange(span)),
+            stars=rng.randrange(50_000),
+            language=rng.choice(_LANGUAGES),
+            description=f"A {' '.join(rng.sample(_WORDS, 3))} library",
+            topics=rng.sample(_WORDS, 2),
+        )
+        for i in range(count)
+    ]
 
 
 class FakeGitHub:
-    def __init__(self, repositories: Iterable[dict] | None = None, *,
-                 stars: dict[str, list[dict]] | None = None, owner: str = "octocat",
-                 token: str | None = None, faults: Iterable[str | None] = (),
-                 retry_after: int = 5, rate_remaining: int = 5000,
-                 rate_reset: int = 2_000_000_000) -> None:
+    def __init__(
+        self,
+        repositories: Iterable[dict] | None = None,
+        *,
+        stars: dict[str, list[dict]] | None = None,
+        owner: str = "octocat",
+        token: str | None = None,
+        faults: Iterable[str | None] = (),
+        retry_after: int = 5,
+        rate_remaining: int = 5000,
+        rate_reset: int = 2_000_000_000,
+    ) -> None:
         if repositories is None:
-            repositories = make_repositories(600, datetime(2015, 1, 1, tzinfo=UTC),
-                                             datetime(2025, 1, 1, tzinfo=UTC))
+            repositories = make_repositories(
+                600, datetime(2015, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC)
+            )
         self.repositories = list(repositories)
         self.stars = dict(stars or {})
         self.owner = owner
@@ -119,7 +155,9 @@ class FakeGitHub:
         self._http.server_close()
         self._thread.join(timeout=5)
 
-    def _respond(self, path: str, query: dict[str, str], headers: dict[str, str]) -> tuple[int, dict, bytes]:
+    def _respond(
+        self, path: str, query: dict[str, str], headers: dict[str, str]
+    ) -> tuple[int, dict, bytes]:
         record = Received(path, query, headers)
         with self._lock:
             self.requests.append(record)
@@ -128,8 +166,11 @@ class FakeGitHub:
             if fault:
                 status, extra, body = _fault(fault, self)
             elif self.token is not None and given != f"Bearer {self.token}":
-                status, extra, body = 401, {}, {"message": f"Bad credentials: {given}",
-                                                "documentation_url": _DOCS}
+                status, extra, body = (
+                    401,
+                    {},
+                    {"message": f"Bad credentials: {given}", "documentation_url": _DOCS},
+                )
             else:
                 status, extra, body = self._route(path, query)
             data = json.dumps(body).encode()
@@ -140,9 +181,14 @@ class FakeGitHub:
                     extra.pop("Link", None)  # GitHub need not repeat it on a 304
                 else:
                     self.rate_remaining = max(0, self.rate_remaining - 1)
-                extra.update({"X-RateLimit-Limit": "5000", "X-RateLimit-Resource": "core",
-                              "X-RateLimit-Remaining": str(self.rate_remaining),
-                              "X-RateLimit-Reset": str(self.rate_reset)})
+                extra.update(
+                    {
+                        "X-RateLimit-Limit": "5000",
+                        "X-RateLimit-Resource": "core",
+                        "X-RateLimit-Remaining": str(self.rate_remaining),
+                        "X-RateLimit-Reset": str(self.rate_reset),
+                    }
+                )
             record.status = status
         return status, extra, data
 
@@ -163,11 +209,20 @@ class FakeGitHub:
         except ValueError as error:
             return 422, {}, {"message": "Validation Failed", "errors": [{"message": str(error)}]}
         if (page - 1) * per_page >= SEARCH_CAP:
-            return 422, {}, {"message": "Only the first 1000 search results are available",
-                             "documentation_url": _DOCS}
+            return (
+                422,
+                {},
+                {
+                    "message": "Only the first 1000 search results are available",
+                    "documentation_url": _DOCS,
+                },
+            )
         status, links, items = self._page(path, query, matches[:SEARCH_CAP])
-        return status, links, {"total_count": len(matches), "incomplete_results": False,
-                               "items": items}
+        return (
+            status,
+            links,
+            {"total_count": len(matches), "incomplete_results": False, "items": items},
+        )
 
     def _matching(self, q: str) -> list[dict]:
         low = high = None
@@ -189,22 +244,28 @@ class FakeGitHub:
             return all(word in text for word in words)
 
         found = [repo for repo in self.repositories if matches(repo)]
-        return sorted(found, key=lambda repo: (-repo.get("stargazers_count", 0), str(repo.get("full_name"))))
+        return sorted(
+            found, key=lambda repo: (-repo.get("stargazers_count", 0), str(repo.get("full_name")))
+        )
 
     def _page(self, path: str, query: dict[str, str], items: list) -> Answer:
         page, per_page = _paging(query)
         last = max(1, math.ceil(len(items) / per_page))
         rels = [("next", page + 1), ("last", last)] if page < last else []
         rels += [("prev", page - 1), ("first", 1)] if page > 1 else []
-        links = ", ".join(f'<{self.url}{path}?{urlencode({**query, "page": n})}>; rel="{rel}"'
-                          for rel, n in rels)
-        return 200, {"Link": links} if links else {}, items[(page - 1) * per_page:page * per_page]
+        links = ", ".join(
+            f'<{self.url}{path}?{urlencode({**query, "page": n})}>; rel="{rel}"' for rel, n in rels
+        )
+        return 200, {"Link": links} if links else {}, items[(page - 1) * per_page : page * per_page]
 
 
 def _fault(kind: str, server: FakeGitHub) -> Answer:
     if kind == "primary":
-        return 403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server.rate_reset)}, {
-            "message": "API rate limit exceeded for user ID 1.", "documentation_url": _DOCS}
+        return (
+            403,
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server.rate_reset)},
+            {"message": "API rate limit exceeded for user ID 1.", "documentation_url": _DOCS},
+        )
     if kind == "secondary":
         return 403, {"Retry-After": str(server.retry_after)}, {"message": _SECONDARY}
     if kind == "secondary-bare":

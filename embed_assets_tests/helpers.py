@@ -4,18 +4,26 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from embed_assets.lib.offline import OfflineHashingProvider
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.store import SOURCE_COLUMNS
 
 ALL_TIME = (datetime(2008, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
 
 
-def source_row(full_name: str, description: str = "", *, when: str = "2020-05-17",
-               **values) -> tuple:
+def source_row(
+    full_name: str, description: str = "", *, when: str = "2020-05-17", **values
+) -> tuple:
     """A row for Store.upsert_source, in SOURCE_COLUMNS order."""
-    record = {"full_name": full_name, "description": description or f"{full_name} does things",
-              "language": "Python", "stars": 10, "topics": [], "url": None, "readme": None,
-              "created_at": datetime.fromisoformat(when).replace(tzinfo=UTC)}
+    record = {
+        "full_name": full_name,
+        "description": description or f"{full_name} does things",
+        "language": "Python",
+        "stars": 10,
+        "topics": [],
+        "url": None,
+        "readme": None,
+        "created_at": datetime.fromisoformat(when).replace(tzinfo=UTC),
+    }
     record.update(values)
     return tuple(record[c] for c in SOURCE_COLUMNS)
 

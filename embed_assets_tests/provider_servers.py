@@ -33,15 +33,15 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable
 
 import numpy as np
 
-from embed_assets.lib.offline import OfflineHashingProvider
 from embed_assets.lib.providers import estimate_tokens
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 
 MAX_BODY = 64 << 20
 
@@ -61,12 +61,22 @@ class Received:
 
 
 class FakeEmbeddingServer:
-    def __init__(self, *, dimensions: int = 32, latency: float = 0.0,
-                 faults: Iterable[str] = (), fault_rate: float = 0.0,
-                 random_faults: Iterable[str] = ("429", "500", "503"), seed: int = 0,
-                 retry_after: float = 0.0, slow_seconds: float = 1.0,
-                 reject_marker: str = "REJECT-ME", nan_marker: str = "NAN-ME",
-                 floats_only: bool = False, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        dimensions: int = 32,
+        latency: float = 0.0,
+        faults: Iterable[str] = (),
+        fault_rate: float = 0.0,
+        random_faults: Iterable[str] = ("429", "500", "503"),
+        seed: int = 0,
+        retry_after: float = 0.0,
+        slow_seconds: float = 1.0,
+        reject_marker: str = "REJECT-ME",
+        nan_marker: str = "NAN-ME",
+        floats_only: bool = False,
+        api_key: str | None = None,
+    ) -> None:
         self.dimensions = dimensions
         self.latency = latency
         self.faults = deque(faults)
@@ -110,8 +120,7 @@ class FakeEmbeddingServer:
 
     def texts_embedded(self) -> list[str]:
         """The texts of every request answered with usable vectors, in arrival order."""
-        return [t for r in self.requests if r.status == 200 and r.fault is None
-                for t in r.texts]
+        return [t for r in self.requests if r.status == 200 and r.fault is None for t in r.texts]
 
     def vectors(self, texts: list[str]) -> np.ndarray:
         """What a clean server returns for `texts`."""
@@ -135,7 +144,11 @@ class FakeEmbeddingServer:
             given = headers.get("authorization", "")
             if given != f"Bearer {self.api_key}":
                 record.status = 401
-                return 401, {}, _json({"error": {"message": f"Incorrect API key provided: {given}"}})
+                return (
+                    401,
+                    {},
+                    _json({"error": {"message": f"Incorrect API key provided: {given}"}}),
+                )
         if not texts or not all(isinstance(t, str) for t in texts):
             record.status = 400
             return 400, {}, _json({"error": "input must be a non-empty list of strings"})
@@ -144,8 +157,11 @@ class FakeEmbeddingServer:
             return 400, {}, _json({"error": {"message": "an input is not accepted by the model"}})
         record.fault = fault = self._next_fault()
         if fault and fault.startswith("429"):
-            wait = (formatdate(math.ceil(time.time()) + math.ceil(self.retry_after), usegmt=True)
-                    if fault == "429-date" else str(self.retry_after))
+            wait = (
+                formatdate(math.ceil(time.time()) + math.ceil(self.retry_after), usegmt=True)
+                if fault == "429-date"
+                else str(self.retry_after)
+            )
             record.status = 429
             return 429, {"Retry-After": wait}, _json({"error": "rate limited"})
         if fault in ("500", "503"):
@@ -167,14 +183,40 @@ class FakeEmbeddingServer:
         record.status = 200
         tokens = sum(map(estimate_tokens, texts))
         if path == "/api/embed":
-            return 200, {}, _json({"model": body.get("model"), "embeddings": vectors.tolist(),
-                                   "prompt_eval_count": tokens})
+            return (
+                200,
+                {},
+                _json(
+                    {
+                        "model": body.get("model"),
+                        "embeddings": vectors.tolist(),
+                        "prompt_eval_count": tokens,
+                    }
+                ),
+            )
         as_base64 = body.get("encoding_format") == "base64" and not self.floats_only
-        data = [{"object": "embedding", "index": i,
-                 "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
-                 if as_base64 else v.tolist()} for i, v in enumerate(vectors)]
-        return 200, {}, _json({"object": "list", "data": data[::-1], "model": body.get("model"),
-                               "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+                if as_base64
+                else v.tolist(),
+            }
+            for i, v in enumerate(vectors)
+        ]
+        return (
+            200,
+            {},
+            _json(
+                {
+                    "object": "list",
+                    "data": data[::-1],
+                    "model": body.get("model"),
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                }
+            ),
+        )
 
 
 def _json(value: object) -> bytes:

@@ -11,8 +11,8 @@ def run_json(capsys, *argv):
 
 
 CSV = """full_name,description,language,stars,topics,url,forks,snapshot_date
-pgvector/pgvector,Open-source vector similarity search for Postgres,C,9000,postgres;vector,,1,2023-04-01
-dagster-io/dagster,An orchestration platform for data assets,Python,10000,orchestration;data,,1,2024-02-10
+pgvector/pgvector,Vector similarity search for Postgres,C,9000,postgres;vector,,1,2023-04-01
+dagster-io/dagster,An orchestration platform for data,Python,10000,orchestration;data,,1,2024-02-10
 godotengine/godot,Multi-platform 2D and 3D game engine,C++,80000,game-engine,,1,2019-07-07
 bad name,no slash in the name,,1,,,1,2020-01-01
 ok/stars,stars are not a number,,lots,,,1,2020-01-01
@@ -26,7 +26,9 @@ def test_load_reports_counts_and_rejects_with_row_numbers(settings, tmp_path, ca
     assert main(["load", str(path), "--time-column", "snapshot_date", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out) == {"inserted": 3, "updated": 0, "unchanged": 0, "rejected": 3}
-    assert "rejected row 4: full_name: not an 'owner/name' repository name: 'bad name'" in captured.err
+    assert (
+        "rejected row 4: full_name: not an 'owner/name' repository name: 'bad name'" in captured.err
+    )
     assert "rejected row 5 (ok/stars): stars: not an integer: 'lots'" in captured.err
     assert "rejected row 6 (ok/date): snapshot_date: not a date: 'yesterday-ish'" in captured.err
     again = run_json(capsys, "load", str(path), "--time-column", "snapshot_date")
@@ -50,7 +52,13 @@ def test_sync_status_search_and_a_second_sync_that_does_nothing(settings, tmp_pa
     assert set(report) >= {"partitions", "embedded", "unchanged", "deleted", "seconds"}
     status = run_json(capsys, "status")
     assert status.pop("checks")  # the latest result of each asset check: see defs/test_checks.py
-    assert status == {"source_rows": 3, "repositories": 3, "chunks": 3, "embeddings": 3, "pending": 0}
+    assert status == {
+        "source_rows": 3,
+        "repositories": 3,
+        "chunks": 3,
+        "embeddings": 3,
+        "pending": 0,
+    }
 
     hits = run_json(capsys, "search", "vector similarity search in postgres", "-k", "2")
     assert [h["full_name"] for h in hits][0] == "pgvector/pgvector"
@@ -66,19 +74,27 @@ def test_sync_after_a_delete_and_an_edit(settings, tmp_path, capsys, store):
     path.write_text(CSV)
     run_json(capsys, "load", str(path), "--time-column", "snapshot_date")
     run_json(capsys, "sync")
-    store.execute(f'DELETE FROM "{settings.schema}".repositories_source '
-                  "WHERE full_name = 'godotengine/godot'")
-    store.execute(f'UPDATE "{settings.schema}".repositories_source SET description = %s '
-                  "WHERE full_name = 'dagster-io/dagster'", ("Assets, not tasks",))
-    store.execute(f'UPDATE "{settings.schema}".repositories_source SET stars = 1 '
-                  "WHERE full_name = 'pgvector/pgvector'")
+    store.execute(
+        f'DELETE FROM "{settings.schema}".repositories_source '
+        "WHERE full_name = 'godotengine/godot'"
+    )
+    store.execute(
+        f'UPDATE "{settings.schema}".repositories_source SET description = %s '
+        "WHERE full_name = 'dagster-io/dagster'",
+        ("Assets, not tasks",),
+    )
+    store.execute(
+        f'UPDATE "{settings.schema}".repositories_source SET stars = 1 '
+        "WHERE full_name = 'pgvector/pgvector'"
+    )
     report = run_json(capsys, "sync")
     assert (report["changed_partitions"], report["embedded"], report["deleted"]) == (2, 1, 1)
     assert run_json(capsys, "status")["embeddings"] == 2
 
 
-def test_sync_records_its_run_in_the_projects_postgres_instance(settings, tmp_path, capsys,
-                                                                monkeypatch):
+def test_sync_records_its_run_in_the_projects_postgres_instance(
+    settings, tmp_path, capsys, monkeypatch
+):
     """No DAGSTER_HOME: the project's dagster.yaml puts runs in the project's database."""
     import dagster as dg
 
@@ -127,5 +143,6 @@ def test_python_search_api(settings, tmp_path, capsys):
     run_json(capsys, "sync")
     hits = embed_assets.search("2D and 3D game engine", k=1)
     assert hits[0]["full_name"] == "godotengine/godot" and 0 < hits[0]["score"] <= 1
-    assert embed_assets.search("game engine", k=3, language="C") == \
-        [h for h in embed_assets.search("game engine", k=3) if h["full_name"] == "pgvector/pgvector"]
+    assert embed_assets.search("game engine", k=3, language="C") == [
+        h for h in embed_assets.search("game engine", k=3) if h["full_name"] == "pgvector/pgvector"
+    ]

@@ -15,9 +15,9 @@ import pytest
 from psycopg import sql
 
 from embed_assets.instance import project_instance
-from embed_assets.lib.loader import SourceRow, parse_record, upsert_rows
 from embed_assets.lib.sample import generate_repositories
 from embed_assets.lib.settings import Settings
+from embed_assets.lib.sources.loader import SourceRow, parse_record, upsert_rows
 from embed_assets.lib.store import open_store
 from embed_assets.sync import PID_TAG
 from embed_assets_tests.provider_servers import FakeEmbeddingServer
@@ -35,17 +35,32 @@ def load_sample(settings: Settings) -> None:
 def environment(settings: Settings, server: FakeEmbeddingServer, schema: str | None = None) -> dict:
     return os.environ | {
         "EMBED_ASSETS_SCHEMA": schema or settings.schema,
-        "EMBED_ASSETS_PROVIDER": "openai_compatible", "EMBED_ASSETS_BASE_URL": server.openai_url,
-        "EMBED_ASSETS_MODEL": "fake-embedder", "EMBED_ASSETS_DIMENSIONS": "32",
+        "EMBED_ASSETS_PROVIDER": "openai_compatible",
+        "EMBED_ASSETS_BASE_URL": server.openai_url,
+        "EMBED_ASSETS_MODEL": "fake-embedder",
+        "EMBED_ASSETS_DIMENSIONS": "32",
         # Small batches, one at a time: the sync lasts long enough to be killed half-way.
-        "EMBED_ASSETS_BATCH_SIZE": "8", "EMBED_ASSETS_MAX_CONCURRENCY": "1"}
+        "EMBED_ASSETS_BATCH_SIZE": "8",
+        "EMBED_ASSETS_MAX_CONCURRENCY": "1",
+    }
 
 
 def start_sync(env: dict) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", "from embed_assets.cli import main; raise SystemExit(main())",
-         "sync", "--skip-clusters", "--json"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "from embed_assets.cli import main; raise SystemExit(main())",
+            "sync",
+            "--skip-clusters",
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(process: subprocess.Popen) -> dict:
@@ -64,9 +79,18 @@ def contents(settings: Settings, schema: str) -> dict[str, set]:
             "chunks": "SELECT chunk_id, content_hash, row_time, text FROM {chunks}",
             "embeddings": "SELECT chunk_id, content_hash, row_time, embedding::text FROM {vectors}",
         }
-        return {name: set(store.execute(sql.SQL(text).format(
-            repositories=store.t("repositories"), chunks=store.t("chunks"),
-            vectors=store.t(space.table))).fetchall()) for name, text in query.items()}
+        return {
+            name: set(
+                store.execute(
+                    sql.SQL(text).format(
+                        repositories=store.t("repositories"),
+                        chunks=store.t("chunks"),
+                        vectors=store.t(space.table),
+                    )
+                ).fetchall()
+            )
+            for name, text in query.items()
+        }
 
 
 @pytest.fixture
@@ -94,15 +118,19 @@ def test_two_syncs_at_once_send_each_text_once_and_write_no_duplicates(settings,
     assert contents(settings, settings.schema) == clean_run
     with open_store(settings.database_url, settings) as store:
         space = store.active_space()
-        rows, distinct = store.execute(sql.SQL("SELECT count(*), count(DISTINCT chunk_id) FROM {}")
-                                       .format(store.t(space.table))).fetchone()
+        rows, distinct = store.execute(
+            sql.SQL("SELECT count(*), count(DISTINCT chunk_id) FROM {}").format(
+                store.t(space.table)
+            )
+        ).fetchone()
     assert rows == distinct
 
 
 @pytest.mark.parametrize("moment", ["starting", "embedding", "interrupted"])
 def test_a_sync_killed_with_sigkill_then_synced_again_equals_an_uninterrupted_one(
-        settings, clean_run, moment):
-    """"interrupted": SIGINT while embedding, which Dagster turns into the same interruption of
+    settings, clean_run, moment
+):
+    """ "interrupted": SIGINT while embedding, which Dagster turns into the same interruption of
     the step as a cancel from the UI does in a run worker."""
     load_sample(settings)
     with FakeEmbeddingServer(dimensions=32, latency=0.05) as server:
@@ -120,8 +148,12 @@ def test_a_sync_killed_with_sigkill_then_synced_again_equals_an_uninterrupted_on
         assert victim.returncode != 0
         finish(start_sync(env))  # must not wait for the dead run's pool slot
     assert contents(settings, settings.schema) == clean_run
-    with project_instance(settings) as instance:  # the killed run is marked failed, not left running
+    with project_instance(
+        settings
+    ) as instance:  # the killed run is marked failed, not left running
         runs = instance.get_runs(filters=dg.RunsFilter(tags={PID_TAG: str(victim.pid)}))
         assert len(runs) == 1 or moment == "starting"
-        assert all(run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-                   for run in runs)
+        assert all(
+            run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+            for run in runs
+        )

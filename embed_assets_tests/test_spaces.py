@@ -8,8 +8,12 @@ from embed_assets_tests.test_cli import run_json
 
 
 def test_switch_fill_activate_and_drop(settings, store, monkeypatch, capsys):
-    store.upsert_source([source_row("acme/vector-db", "A vector database for similarity search"),
-                         source_row("acme/game", "A 3D game engine", when="2021-02-03")])
+    store.upsert_source(
+        [
+            source_row("acme/vector-db", "A vector database for similarity search"),
+            source_row("acme/game", "A 3D game engine", when="2021-02-03"),
+        ]
+    )
     monkeypatch.setenv("EMBED_ASSETS_DIMENSIONS", "64")
     run_json(capsys, "sync")
     old = "offline_hash_v1_64"
@@ -49,6 +53,10 @@ def test_switch_fill_activate_and_drop(settings, store, monkeypatch, capsys):
     assert main(["spaces", "drop", new]) == 2  # the active space is never dropped
     assert "active embedding space" in capsys.readouterr().err
     assert [s["name"] for s in run_json(capsys, "spaces", "drop", old)] == [new]
-    tables = {row[0] for row in store.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = %s", (store.schema,))}
+    tables = {
+        row[0]
+        for row in store.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (store.schema,)
+        )
+    }
     assert f"embeddings_{old}" not in tables and f"embeddings_{new}" in tables

@@ -9,22 +9,28 @@ about half a second whatever it holds. Every asset handles a partition range in 
 
 import dagster as dg
 
-from embed_assets.defs.resources import (DatabaseResource, EmbeddingCacheResource,
-                                        EmbeddingProviderResource, GitHubSourceResource)
+from embed_assets.defs.resources import (
+    DatabaseResource,
+    EmbeddingCacheResource,
+    EmbeddingProviderResource,
+    GitHubSourceResource,
+)
 from embed_assets.lib import pipeline
-from embed_assets.lib.github_source import load_github
+from embed_assets.lib.clusters.index import sync_cluster_index
 from embed_assets.lib.quality import markdown_table
-from embed_assets.lib.cluster_index import sync_cluster_index
 from embed_assets.lib.settings import Settings
+from embed_assets.lib.sources.github.load import load_github
 
 SETTINGS = Settings.from_env()
 
 monthly = dg.MonthlyPartitionsDefinition(start_date=SETTINGS.partition_start, end_offset=1)
 one_run = dg.BackfillPolicy.single_run()
 
+
 class ChunksConfig(dg.Config):
     max_chars: int = SETTINGS.chunk_chars
     overlap: int = SETTINGS.chunk_overlap
+
 
 def _result(counts: dict) -> dg.MaterializeResult:
     metadata: dict = {"dagster/row_count": counts["row_count"]}
@@ -43,10 +49,13 @@ def _result(counts: dict) -> dg.MaterializeResult:
             metadata[key] = value
     return dg.MaterializeResult(metadata=metadata)
 
-@dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres"},
-          group_name="embed_assets")
-def repositories(context: dg.AssetExecutionContext, database: DatabaseResource,
-                 github: GitHubSourceResource):
+
+@dg.asset(
+    partitions_def=monthly, backfill_policy=one_run, kinds={"postgres"}, group_name="embed_assets"
+)
+def repositories(
+    context: dg.AssetExecutionContext, database: DatabaseResource, github: GitHubSourceResource
+):
     """Normalised, validated repository rows from the source table; bad rows are recorded in
     `rejected_rows` with the reason, and rows gone from the source are removed. With a GitHub
     source configured, the window's repositories are first fetched from GitHub's REST API and
@@ -56,19 +65,28 @@ def repositories(context: dg.AssetExecutionContext, database: DatabaseResource,
         fetched: dict = {}
         if github.configured():
             if not github.token:
-                context.log.warning("GITHUB_TOKEN is not set: GitHub is called unauthenticated "
-                                    "(10 search requests a minute)")
+                context.log.warning(
+                    "GITHUB_TOKEN is not set: GitHub is called unauthenticated "
+                    "(10 search requests a minute)"
+                )
             with github.client(store) as client:
                 loaded = load_github(store, client, start, end, **github.source())
             context.log.info(loaded.describe())
             fetched = loaded.metadata()
         since = store.clock()
         counts = pipeline.sync_repositories(store, start, end)
-        return _result(counts | fetched
-                       | {"preview": store.changed_repositories(start, end, since, 5)})
+        return _result(
+            counts | fetched | {"preview": store.changed_repositories(start, end, since, 5)}
+        )
 
-@dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres"},
-          group_name="embed_assets", deps=[repositories])
+
+@dg.asset(
+    partitions_def=monthly,
+    backfill_policy=one_run,
+    kinds={"postgres"},
+    group_name="embed_assets",
+    deps=[repositories],
+)
 def chunks(context: dg.AssetExecutionContext, config: ChunksConfig, database: DatabaseResource):
     """Texts to embed: a template of each repository split with overlap on paragraph and
     sentence boundaries; stable ids `owner/name#position`, sha256 of each exact text."""
@@ -76,22 +94,40 @@ def chunks(context: dg.AssetExecutionContext, config: ChunksConfig, database: Da
     with database.open() as store:
         return _result(pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap))
 
+
 # The pool (its limit is in dagster.yaml) bounds how many runs call the provider at once.
-@dg.asset(partitions_def=monthly, backfill_policy=one_run, kinds={"postgres", "pgvector"},
-          group_name="embed_assets", deps=[chunks], pool="embedding_provider")
-def embeddings(context: dg.AssetExecutionContext, database: DatabaseResource,
-               embedding_provider: EmbeddingProviderResource,
-               embedding_cache: EmbeddingCacheResource):
+@dg.asset(
+    partitions_def=monthly,
+    backfill_policy=one_run,
+    kinds={"postgres", "pgvector"},
+    group_name="embed_assets",
+    deps=[chunks],
+    pool="embedding_provider",
+)
+def embeddings(
+    context: dg.AssetExecutionContext,
+    database: DatabaseResource,
+    embedding_provider: EmbeddingProviderResource,
+    embedding_cache: EmbeddingCacheResource,
+):
     """One vector per chunk in the embedding space of the provider's model, in pgvector with an
     HNSW cosine index. Only chunks whose text has no stored vector and no cached one are sent to
     the provider; invalid vectors are refused and their chunks stay pending."""
     start, end = context.partition_time_window
     with database.open() as store, embedding_provider.open() as provider:
         counts = pipeline.sync_embeddings(
-            store, start, end, provider, cache_max_entries=embedding_cache.max_entries,
-            cache_max_age_days=embedding_cache.max_age_days or None)
-        return _result(counts | {"provider": provider.name, "model": provider.model}
-                       | provider.metrics.snapshot())
+            store,
+            start,
+            end,
+            provider,
+            cache_max_entries=embedding_cache.max_entries,
+            cache_max_age_days=embedding_cache.max_age_days or None,
+        )
+        return _result(
+            counts
+            | {"provider": provider.name, "model": provider.model}
+            | provider.metrics.snapshot()
+        )
 
 
 class ClusterIndexConfig(dg.Config):
@@ -100,22 +136,36 @@ class ClusterIndexConfig(dg.Config):
     full: bool = False  # re-cluster everything (the weekly schedule sets it)
 
 
-@dg.asset(kinds={"postgres", "scikit-learn"}, group_name="embed_assets", deps=[embeddings],
-          automation_condition=(
-              # eager, except that months never materialised (most are empty) must not hold it
-              # back; and not while a blocking check of embeddings has failed. "Passed" would
-              # not do: a run over a range of months records its checks without tying them to
-              # each month's materialisation, and empty months have no check at all.
-              dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
-              & dg.AutomationCondition.all_deps_match(dg.AutomationCondition.all_checks_match(
-                  ~dg.AutomationCondition.check_failed(), blocking_only=True))
-              .with_label("no_blocking_check_of_deps_failed")))
-def cluster_index(context: dg.AssetExecutionContext, config: ClusterIndexConfig,
-                  database: DatabaseResource):
+@dg.asset(
+    kinds={"postgres", "scikit-learn"},
+    group_name="embed_assets",
+    deps=[embeddings],
+    automation_condition=(
+        # eager, except that months never materialised (most are empty) must not hold it
+        # back; and not while a blocking check of embeddings has failed. "Passed" would
+        # not do: a run over a range of months records its checks without tying them to
+        # each month's materialisation, and empty months have no check at all.
+        dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing())
+        & dg.AutomationCondition.all_deps_match(
+            dg.AutomationCondition.all_checks_match(
+                ~dg.AutomationCondition.check_failed(), blocking_only=True
+            )
+        ).with_label("no_blocking_check_of_deps_failed")
+    ),
+)
+def cluster_index(
+    context: dg.AssetExecutionContext, config: ClusterIndexConfig, database: DatabaseResource
+):
     """Clusters of similar repositories in the active embedding space: new and changed vectors
     join the most similar cluster (average cosine ≥ threshold) or start one; vanished ones leave;
     a full re-cluster, with stable ids, when asked or when drift passes a bound. Each cluster has
     a label from its members' most distinguishing terms, a representative and near-duplicates."""
     with database.open() as store:
-        return _result(sync_cluster_index(store, threshold=config.threshold,
-                                          near_duplicate=config.near_duplicate, full=config.full))
+        return _result(
+            sync_cluster_index(
+                store,
+                threshold=config.threshold,
+                near_duplicate=config.near_duplicate,
+                full=config.full,
+            )
+        )

@@ -11,8 +11,8 @@ ERROR checks on `embeddings` are blocking: a failure stops what is downstream (t
 in the same run. Another asset's checks are `asset_checks(asset, [Check(...), ...])`.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import dagster as dg
 
@@ -33,8 +33,9 @@ class Check:
     description: str
 
 
-def run_window(context: dg.AssetCheckExecutionContext,
-               partitions_def: dg.PartitionsDefinition | None) -> quality.Window:
+def run_window(
+    context: dg.AssetCheckExecutionContext, partitions_def: dg.PartitionsDefinition | None
+) -> quality.Window:
     """The run's partitions of the checked asset as a time window (one key or a range), else the
     whole space (a run with no partition, or an asset not partitioned by time).
 
@@ -45,12 +46,16 @@ def run_window(context: dg.AssetCheckExecutionContext,
     run). So checks are per run: their window is the run's partitions. The window is computed from
     the asset's partitions, not the run's job: a job of checks alone has no partitions."""
     if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) or not (
-            context.has_partition_key or context.has_partition_key_range):
+        context.has_partition_key or context.has_partition_key_range
+    ):
         return quality.Window()
     keys = context.partition_key_range
     label = keys.start if keys.start == keys.end else f"{keys.start}...{keys.end}"
-    return quality.Window(partitions_def.time_window_for_partition_key(keys.start).start,
-                          partitions_def.time_window_for_partition_key(keys.end).end, label)
+    return quality.Window(
+        partitions_def.time_window_for_partition_key(keys.start).start,
+        partitions_def.time_window_for_partition_key(keys.end).end,
+        label,
+    )
 
 
 def _metadata(values: dict) -> dict:
@@ -69,27 +74,39 @@ def asset_checks(asset: dg.AssetsDefinition, checks: Iterable[Check]) -> dg.Asse
     """One subsettable multi-asset check evaluating `checks` of `asset` with one connection."""
     checks = list(checks)
     key = asset.key
-    specs = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking,
-                               description=f"{c.description} ({c.severity}"
-                               + (", blocking)" if c.blocking else ")"),
-                               metadata={"severity": c.severity})
-             for c in checks]
+    specs = [
+        dg.AssetCheckSpec(
+            c.name,
+            asset=key,
+            blocking=c.blocking,
+            description=f"{c.description} ({c.severity}" + (", blocking)" if c.blocking else ")"),
+            metadata={"severity": c.severity},
+        )
+        for c in checks
+    ]
 
-    @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks",
-                          can_subset=True)
+    @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True)
     def _checks(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
         with database.open() as store:
-            scope = quality.Scope(store, run_window(context, asset.partitions_def),
-                                  quality.QualitySettings.from_env(),
-                                  chunk_chars=SETTINGS.chunk_chars, instance=context.instance)
+            scope = quality.Scope(
+                store,
+                run_window(context, asset.partitions_def),
+                quality.QualitySettings.from_env(),
+                chunk_chars=SETTINGS.chunk_chars,
+                instance=context.instance,
+            )
             for check in checks:
                 if check.name in selected:
                     outcome = check.evaluate(scope)
                     yield dg.AssetCheckResult(
-                        asset_key=key, check_name=check.name, passed=outcome.passed,
+                        asset_key=key,
+                        check_name=check.name,
+                        passed=outcome.passed,
                         severity=dg.AssetCheckSeverity(outcome.severity),
-                        description=outcome.description, metadata=_metadata(outcome.metadata))
+                        description=outcome.description,
+                        metadata=_metadata(outcome.metadata),
+                    )
 
     return _checks
 
@@ -102,63 +119,148 @@ def _freshness(scope: quality.Scope) -> quality.Outcome:
     at = None
     if newest is not None:
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=embeddings.key, asset_partitions=[newest]), limit=1)
+            dg.AssetRecordsFilter(asset_key=embeddings.key, asset_partitions=[newest]), limit=1
+        )
         at = records.records[0].timestamp if records.records else None
     return quality.freshness(newest, at, scope.settings)
 
 
 REPOSITORY_CHECKS = [
-    Check("rejected_ratio", quality.rejected_ratio, ERROR, False,
-          "Source rows rejected by validation are at most EMBED_ASSETS_CHECK_MAX_REJECTED_RATIO "
-          "of the window's rows"),
-    Check("required_fields", quality.required_fields, ERROR, False,
-          "Every repository has an owner/name and an http(s) URL"),
-    Check("no_duplicate_names", quality.duplicate_names, WARN, False,
-          "No two repositories have names equal up to case"),
+    Check(
+        "rejected_ratio",
+        quality.rejected_ratio,
+        ERROR,
+        False,
+        "Source rows rejected by validation are at most EMBED_ASSETS_CHECK_MAX_REJECTED_RATIO "
+        "of the window's rows",
+    ),
+    Check(
+        "required_fields",
+        quality.required_fields,
+        ERROR,
+        False,
+        "Every repository has an owner/name and an http(s) URL",
+    ),
+    Check(
+        "no_duplicate_names",
+        quality.duplicate_names,
+        WARN,
+        False,
+        "No two repositories have names equal up to case",
+    ),
 ]
 CHUNK_CHECKS = [
     Check("no_empty_chunks", quality.no_empty_chunks, ERROR, False, "Every chunk has text"),
-    Check("chunk_sizes", quality.chunk_sizes, WARN, False,
-          "Every chunk has at most EMBED_ASSETS_CHUNK_CHARS characters"),
-    Check("repositories_chunked", quality.repositories_chunked, ERROR, False,
-          "Every repository has at least one chunk"),
+    Check(
+        "chunk_sizes",
+        quality.chunk_sizes,
+        WARN,
+        False,
+        "Every chunk has at most EMBED_ASSETS_CHUNK_CHARS characters",
+    ),
+    Check(
+        "repositories_chunked",
+        quality.repositories_chunked,
+        ERROR,
+        False,
+        "Every repository has at least one chunk",
+    ),
 ]
 EMBEDDING_CHECKS = [
-    Check("vector_dimensions", quality.vector_dimensions, ERROR, True,
-          "Every vector has the embedding space's dimensions"),
-    Check("finite_vectors", quality.finite_vectors, ERROR, True,
-          "No stored vector holds NaN or inf (WARN when the provider sent some and they were "
-          "refused)"),
-    Check("no_zero_vectors", quality.no_zero_vectors, ERROR, True,
-          "No stored vector is zero (WARN when the provider sent some and they were refused)"),
-    Check("vector_norms", quality.vector_norms, ERROR, True,
-          "Every vector's norm is within EMBED_ASSETS_CHECK_MIN_NORM..EMBED_ASSETS_CHECK_MAX_NORM"),
-    Check("coverage", quality.coverage, ERROR, True,
-          "Every chunk has a vector of its current text in the active space (WARN when the "
-          "missing ones were refused and stay pending)"),
-    Check("no_orphan_vectors", quality.no_orphan_vectors, ERROR, True,
-          "Every vector belongs to an existing chunk"),
-    Check("refused_vectors", quality.refused_vectors, ERROR, False,
-          "The provider returned no vector that validation had to refuse (not blocking: the "
-          "store stays clean; this is the one that alerts)"),
-    Check("freshness", _freshness, WARN, False,
-          "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS"),
+    Check(
+        "vector_dimensions",
+        quality.vector_dimensions,
+        ERROR,
+        True,
+        "Every vector has the embedding space's dimensions",
+    ),
+    Check(
+        "finite_vectors",
+        quality.finite_vectors,
+        ERROR,
+        True,
+        "No stored vector holds NaN or inf (WARN when the provider sent some and they were "
+        "refused)",
+    ),
+    Check(
+        "no_zero_vectors",
+        quality.no_zero_vectors,
+        ERROR,
+        True,
+        "No stored vector is zero (WARN when the provider sent some and they were refused)",
+    ),
+    Check(
+        "vector_norms",
+        quality.vector_norms,
+        ERROR,
+        True,
+        "Every vector's norm is within EMBED_ASSETS_CHECK_MIN_NORM..EMBED_ASSETS_CHECK_MAX_NORM",
+    ),
+    Check(
+        "coverage",
+        quality.coverage,
+        ERROR,
+        True,
+        "Every chunk has a vector of its current text in the active space (WARN when the "
+        "missing ones were refused and stay pending)",
+    ),
+    Check(
+        "no_orphan_vectors",
+        quality.no_orphan_vectors,
+        ERROR,
+        True,
+        "Every vector belongs to an existing chunk",
+    ),
+    Check(
+        "refused_vectors",
+        quality.refused_vectors,
+        ERROR,
+        False,
+        "The provider returned no vector that validation had to refuse (not blocking: the "
+        "store stays clean; this is the one that alerts)",
+    ),
+    Check(
+        "freshness",
+        _freshness,
+        WARN,
+        False,
+        "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS",
+    ),
 ]
 
 # The whole active space (cluster_index is not partitioned); none blocks: nothing is downstream.
 CLUSTER_CHECKS = [
-    Check("every_vector_assigned", quality.every_vector_assigned, ERROR, False,
-          "Every repository with a first-chunk vector in the active space is in a cluster (or "
-          "was removed by an operator), by its current vector"),
-    Check("no_empty_clusters", quality.no_empty_clusters, ERROR, False,
-          "No cluster is empty, and each cluster's size is its member count"),
-    Check("cluster_sizes", quality.cluster_sizes, WARN, False,
-          "The largest cluster holds at most EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE of all "
-          "members"),
-    Check("hnsw_recall", quality.hnsw_recall, ERROR, False,
-          "Searches through the HNSW index find what exact search finds: recall@10 over sampled "
-          "stored vectors at least EMBED_ASSETS_CHECK_MIN_RECALL (WARN below it, ERROR below "
-          "EMBED_ASSETS_CHECK_ERROR_RECALL)"),
+    Check(
+        "every_vector_assigned",
+        quality.every_vector_assigned,
+        ERROR,
+        False,
+        "Every repository with a first-chunk vector in the active space is in a cluster (or "
+        "was removed by an operator), by its current vector",
+    ),
+    Check(
+        "no_empty_clusters",
+        quality.no_empty_clusters,
+        ERROR,
+        False,
+        "No cluster is empty, and each cluster's size is its member count",
+    ),
+    Check(
+        "cluster_sizes",
+        quality.cluster_sizes,
+        WARN,
+        False,
+        "The largest cluster holds at most EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE of all members",
+    ),
+    Check(
+        "hnsw_recall",
+        quality.hnsw_recall,
+        ERROR,
+        False,
+        "Searches through the HNSW index find what exact search finds: recall@10 over sampled "
+        "stored vectors at least EMBED_ASSETS_CHECK_MIN_RECALL (WARN below it, ERROR below "
+        "EMBED_ASSETS_CHECK_ERROR_RECALL)",
+    ),
 ]
 
 ASSET_CHECKS = [
@@ -169,22 +271,36 @@ ASSET_CHECKS = [
 ]
 
 
-def latest_results(instance: dg.DagsterInstance,
-                   check_keys: Iterable[dg.AssetCheckKey]) -> list[dict]:
+def latest_results(
+    instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey]
+) -> list[dict]:
     """The latest result of each check: {"asset", "name", "partition", "passed", "severity"};
     `passed` and `severity` are None for a check with no result yet. `partition` is the check's
     Dagster partition, else the partitions it evaluated (a key or `first...last`), else None."""
     results = []
     for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        record = next((r for r in instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=HISTORY) if r.status.value in ("SUCCEEDED", "FAILED") and r.event), None)
+        record = next(
+            (
+                r
+                for r in instance.event_log_storage.get_asset_check_execution_history(
+                    key, limit=HISTORY
+                )
+                if r.status.value in ("SUCCEEDED", "FAILED") and r.event
+            ),
+            None,
+        )
         evaluation = record.event.dagster_event.event_specific_data if record else None
         partition = record.partition if record else None
         if partition is None and evaluation is not None:
             window = evaluation.metadata.get("partitions")
             partition = window.value if window is not None and window.value != "all" else None
-        results.append({"asset": key.asset_key.to_user_string(), "name": key.name,
-                        "partition": partition,
-                        "passed": evaluation.passed if evaluation else None,
-                        "severity": evaluation.severity.value if evaluation else None})
+        results.append(
+            {
+                "asset": key.asset_key.to_user_string(),
+                "name": key.name,
+                "partition": partition,
+                "passed": evaluation.passed if evaluation else None,
+                "severity": evaluation.severity.value if evaluation else None,
+            }
+        )
     return results

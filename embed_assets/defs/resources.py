@@ -1,19 +1,22 @@
 """Resources: the vector database, the embedding provider and the GitHub source, configured from
 the environment."""
 
-
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import dagster as dg
 from pydantic import Field
 
 from embed_assets.lib.database import database_url
-from embed_assets.lib.github import API_URL, GitHubClient, StoreETags
 from embed_assets.lib.providers import EmbeddingProvider, build_provider, opened_provider
-from embed_assets.lib.settings import (GITHUB_TOKEN_VARIABLE, PROVIDER_FIELDS, Settings,
-                                       api_key_variable)
+from embed_assets.lib.settings import (
+    GITHUB_TOKEN_VARIABLE,
+    PROVIDER_FIELDS,
+    Settings,
+    api_key_variable,
+)
+from embed_assets.lib.sources.github.client import API_URL, GitHubClient, StoreETags
 from embed_assets.lib.store import Store, open_store
 
 
@@ -29,9 +32,15 @@ class DatabaseResource(dg.ConfigurableResource):
     ef_search: int = Settings.ef_search
 
     def settings(self) -> Settings:
-        return Settings(database_url=self.url, home=Path(self.home), schema=self.db_schema,
-                        source_table=self.source_table, hnsw_m=self.hnsw_m,
-                        hnsw_ef_construction=self.hnsw_ef_construction, ef_search=self.ef_search)
+        return Settings(
+            database_url=self.url,
+            home=Path(self.home),
+            schema=self.db_schema,
+            source_table=self.source_table,
+            hnsw_m=self.hnsw_m,
+            hnsw_ef_construction=self.hnsw_ef_construction,
+            ef_search=self.ef_search,
+        )
 
     @contextmanager
     def open(self) -> Iterator[Store]:
@@ -110,29 +119,45 @@ class GitHubSourceResource(dg.ConfigurableResource):
     @contextmanager
     def client(self, store: Store) -> Iterator[GitHubClient]:
         """A client for one run, its ETags in the store's `github_etags` table."""
-        with GitHubClient(self.token or None, base_url=self.base_url, etags=StoreETags(store),
-                          max_wait=self.max_wait) as client:
+        with GitHubClient(
+            self.token or None,
+            base_url=self.base_url,
+            etags=StoreETags(store),
+            max_wait=self.max_wait,
+        ) as client:
             yield client
 
 
 def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     database_url_setting = dg.EnvVar("EMBED_ASSETS_DATABASE_URL") if settings.database_url else None
     # Likewise the API key, by the name of whichever variable holds it (OPENAI_API_KEY...).
-    api_key_setting = (dg.EnvVar(api_key_variable(settings.provider) or "EMBED_ASSETS_API_KEY")
-                       if settings.api_key else None)
+    api_key_setting = (
+        dg.EnvVar(api_key_variable(settings.provider) or "EMBED_ASSETS_API_KEY")
+        if settings.api_key
+        else None
+    )
     return {
         # The URL may hold a password: pass it as an EnvVar so the UI shows the name, not the value.
         "database": DatabaseResource(
-            url=database_url_setting, home=str(settings.home), db_schema=settings.schema,
-            source_table=settings.source_table, hnsw_m=settings.hnsw_m,
-            hnsw_ef_construction=settings.hnsw_ef_construction, ef_search=settings.ef_search),
+            url=database_url_setting,
+            home=str(settings.home),
+            db_schema=settings.schema,
+            source_table=settings.source_table,
+            hnsw_m=settings.hnsw_m,
+            hnsw_ef_construction=settings.hnsw_ef_construction,
+            ef_search=settings.ef_search,
+        ),
         "embedding_provider": EmbeddingProviderResource(
             **{name: getattr(settings, name) for name in PROVIDER_FIELDS if name != "api_key"},
-            api_key=api_key_setting),
+            api_key=api_key_setting,
+        ),
         "embedding_cache": EmbeddingCacheResource(
-            max_entries=settings.cache_max_entries, max_age_days=settings.cache_max_age_days),
+            max_entries=settings.cache_max_entries, max_age_days=settings.cache_max_age_days
+        ),
         "github": GitHubSourceResource(
-            query=settings.github_query, starred=settings.github_starred,
+            query=settings.github_query,
+            starred=settings.github_starred,
             base_url=settings.github_url,
-            token=dg.EnvVar(GITHUB_TOKEN_VARIABLE) if settings.github_token else None),
+            token=dg.EnvVar(GITHUB_TOKEN_VARIABLE) if settings.github_token else None,
+        ),
     }

@@ -4,12 +4,14 @@ and a weekly reconciliation over every month (cheap: each run only does what cha
 import hashlib
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from embed_assets.defs.assets import chunks, embeddings, monthly, repositories
 from embed_assets.defs.resources import DatabaseResource
-from embed_assets.lib.changes import (ChangeCursor, partition_ranges, read_changes,
-                                      record_reader)
+from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes, record_reader
 
 PARTITIONED = dg.AssetSelection.assets(repositories, chunks, embeddings)
 MAX_RUNS_PER_TICK = 3  # a burst over hundreds of months becomes at most this many range runs
@@ -22,8 +24,9 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
 
 
-@dg.sensor(target=PARTITIONED, default_status=dg.DefaultSensorStatus.RUNNING,
-           minimum_interval_seconds=30)
+@dg.sensor(
+    target=PARTITIONED, default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30
+)
 def new_source_rows(context: dg.SensorEvaluationContext, database: DatabaseResource):
     """Inserted, updated (embedded columns only: not stars) and deleted source rows since the
     cursor, from the `source_changes` log that triggers on the source table fill: one run per
@@ -36,29 +39,35 @@ def new_source_rows(context: dg.SensorEvaluationContext, database: DatabaseResou
         # cursor reads again what it read, which must still be in the log.
         record_reader(store, SENSOR_READER, cursor)
     if not changes.count:
-        return dg.SensorResult(skip_reason=dg.SkipReason(
-            f"no source row changed since change #{cursor.position}"),
-            cursor=changes.cursor.to_text())
+        return dg.SensorResult(
+            skip_reason=dg.SkipReason(f"no source row changed since change #{cursor.position}"),
+            cursor=changes.cursor.to_text(),
+        )
     tick = hashlib.sha1((cursor.to_text() + changes.cursor.to_text()).encode()).hexdigest()[:12]
     all_keys = monthly.get_partition_keys()
     months = {m.strftime("%Y-%m-%d") for m in changes.months}
     if outside := sorted(months - set(all_keys)):
         # A row dated after the current month (or before the first): no partition holds it yet.
-        context.log.warning(f"changes in months with no partition, left to the daily and weekly "
-                            f"runs: {', '.join(outside[:5])}")
+        context.log.warning(
+            f"changes in months with no partition, left to the daily and weekly "
+            f"runs: {', '.join(outside[:5])}"
+        )
     ranges = partition_ranges(months, all_keys, MAX_RUNS_PER_TICK)
-    context.log.info(f"{changes.count} changes in {len(changes.months)} months: "
-                     f"{len(ranges)} runs")
+    context.log.info(f"{changes.count} changes in {len(changes.months)} months: {len(ranges)} runs")
     return dg.SensorResult(
         # Keyed by both cursors: a tick that only reads late ids below the position must not
         # reuse the key (and so be skipped) of an earlier tick over the same months.
-        run_requests=[dg.RunRequest(run_key=f"changes-{tick}-{first}-{last}",
-                                    tags=range_tags(first, last)) for first, last in ranges],
-        cursor=changes.cursor.to_text())
+        run_requests=[
+            dg.RunRequest(run_key=f"changes-{tick}-{first}-{last}", tags=range_tags(first, last))
+            for first, last in ranges
+        ],
+        cursor=changes.cursor.to_text(),
+    )
 
 
-@dg.schedule(cron_schedule="15 2 * * *", target=PARTITIONED,
-             default_status=dg.DefaultScheduleStatus.RUNNING)
+@dg.schedule(
+    cron_schedule="15 2 * * *", target=PARTITIONED, default_status=dg.DefaultScheduleStatus.RUNNING
+)
 def daily_newest_partition(context: dg.ScheduleEvaluationContext):
     """The current month, every night: rows written where no trigger could see them (a restored
     dump, a table swapped in) still reach the store within a day."""
@@ -66,8 +75,9 @@ def daily_newest_partition(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(partition_key=keys[-1])
 
 
-@dg.schedule(cron_schedule="30 4 * * 6", target=PARTITIONED,
-             default_status=dg.DefaultScheduleStatus.RUNNING)
+@dg.schedule(
+    cron_schedule="30 4 * * 6", target=PARTITIONED, default_status=dg.DefaultScheduleStatus.RUNNING
+)
 def weekly_reconciliation(context: dg.ScheduleEvaluationContext):
     """Every month in one run, every week: repairs what a missed sensor tick, a stopped daemon or
     an external write left behind. Incremental, so a run that finds everything in place embeds

@@ -14,8 +14,8 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,8 +49,10 @@ class AlertSettings:
         if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
             raise SettingError("EMBED_ASSETS_ALERT_WEBHOOK_URL must be an http:// or https:// URL")
         if self.webserver_url and not self.webserver_url.startswith(("http://", "https://")):
-            raise SettingError("DAGSTER_WEBSERVER_URL must be an http:// or https:// URL, got "
-                               f"{self.webserver_url!r}")
+            raise SettingError(
+                "DAGSTER_WEBSERVER_URL must be an http:// or https:// URL, got "
+                f"{self.webserver_url!r}"
+            )
         if not self.timeout > 0:
             raise SettingError("EMBED_ASSETS_ALERT_TIMEOUT must be a positive number of seconds")
         if self.max_attempts < 1:
@@ -59,15 +61,18 @@ class AlertSettings:
             raise SettingError("EMBED_ASSETS_ALERT_BACKOFF must be a number of seconds, 0 or more")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AlertSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> AlertSettings:
         environ = os.environ if environ is None else environ
-        values: dict = {"webhook_url": environ.get("EMBED_ASSETS_ALERT_WEBHOOK_URL", "").strip(),
-                        "webserver_url": environ.get("DAGSTER_WEBSERVER_URL", "").strip()}
+        values: dict = {
+            "webhook_url": environ.get("EMBED_ASSETS_ALERT_WEBHOOK_URL", "").strip(),
+            "webserver_url": environ.get("DAGSTER_WEBSERVER_URL", "").strip(),
+        }
         warn = environ.get("EMBED_ASSETS_ALERT_ON_WARN", "").strip().lower()
         if warn:
             if warn not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
                 raise SettingError(
-                    f"EMBED_ASSETS_ALERT_ON_WARN must be true or false, got {warn!r}")
+                    f"EMBED_ASSETS_ALERT_ON_WARN must be true or false, got {warn!r}"
+                )
             values["alert_on_warn"] = warn in ("1", "true", "yes", "on")
         for name, convert in (("timeout", float), ("max_attempts", int), ("backoff", float)):
             variable = f"EMBED_ASSETS_ALERT_{name.upper()}"
@@ -96,9 +101,15 @@ class Alert:
     url: str | None = None
 
     def body(self) -> dict:
-        return {"text": self.text, "asset": self.asset, "partition": self.partition,
-                "check": self.check, "severity": self.severity, "run_id": self.run_id,
-                "url": self.url}
+        return {
+            "text": self.text,
+            "asset": self.asset,
+            "partition": self.partition,
+            "check": self.check,
+            "severity": self.severity,
+            "run_id": self.run_id,
+            "url": self.url,
+        }
 
 
 def redact_url(url: str) -> str:
@@ -124,8 +135,13 @@ def _wait(settings: AlertSettings, attempt: int, response: httpx.Response | None
     return random.uniform(0.5, 1.0) * min(BACKOFF_MAX, settings.backoff * 2 ** (attempt - 1))
 
 
-def post_alert(alert: Alert, settings: AlertSettings, *, client: httpx.Client | None = None,
-               sleep: Callable[[float], None] = time.sleep) -> int:
+def post_alert(
+    alert: Alert,
+    settings: AlertSettings,
+    *,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """POST the alert; returns the number of attempts it took. Timeouts, connection errors and
     408/425/429/5xx are retried with backoff (Retry-After honoured, capped); raises AlertRejected
     on another 4xx and AlertNotDelivered when every attempt failed."""
@@ -144,16 +160,25 @@ def post_alert(alert: Alert, settings: AlertSettings, *, client: httpx.Client | 
                 if response.status_code < 300:
                     return attempt
                 if response.status_code not in RETRY_STATUSES:
-                    raise AlertRejected(f"the webhook at {target} answered HTTP "
-                                        f"{response.status_code}")
+                    raise AlertRejected(
+                        f"the webhook at {target} answered HTTP {response.status_code}"
+                    )
                 problem = f"HTTP {response.status_code}"
             if attempt < settings.max_attempts:
                 wait = _wait(settings, attempt, response)
-                log.warning("alert %s to %s: %s (attempt %d of %d); retrying in %.1f s",
-                            alert.key, target, problem, attempt, settings.max_attempts, wait)
+                log.warning(
+                    "alert %s to %s: %s (attempt %d of %d); retrying in %.1f s",
+                    alert.key,
+                    target,
+                    problem,
+                    attempt,
+                    settings.max_attempts,
+                    wait,
+                )
                 sleep(wait)
-        raise AlertNotDelivered(f"the webhook at {target} failed {settings.max_attempts} times; "
-                                f"last: {problem}")
+        raise AlertNotDelivered(
+            f"the webhook at {target} failed {settings.max_attempts} times; last: {problem}"
+        )
     finally:
         if own:
             client.close()

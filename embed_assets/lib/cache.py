@@ -2,7 +2,8 @@
 
 Two levels: an in-process LRU in front of a Postgres table that every run and every process
 shares. The LRU holds the vectors this process computed; hits from the table are staged for the
-run's write inside the server and never come to the client. A vector is written to the table as soon as the provider returns it, so a run that fails
+run's write inside the server and never come to the client. A vector is written to the table as
+soon as the provider returns it, so a run that fails
 later does not pay for it again. The table is bounded by a number of entries (least recently used
 go first) and optionally by age.
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -59,8 +60,16 @@ MEMORY = LRU(max_entries=100_000)
 
 
 class EmbeddingCache:
-    def __init__(self, store: Store, space: Space, *, max_entries: int,
-                 max_age_days: float | None = None, memory: LRU = MEMORY, used: bool = True):
+    def __init__(
+        self,
+        store: Store,
+        space: Space,
+        *,
+        max_entries: int,
+        max_age_days: float | None = None,
+        memory: LRU = MEMORY,
+        used: bool = True,
+    ):
         """`used` False (a provider whose vectors are not worth caching): nothing is looked up,
         stored or counted."""
         self.store = store
@@ -88,8 +97,11 @@ class EmbeddingCache:
         wanted = {content_hash for _, content_hash, _ in chunks}
         memory = {h: v for h in wanted if (v := self.memory.get(self._key(h))) is not None}
         if memory:
-            self.store.stage_vectors((chunk_id, h, row_time, memory[h])
-                                     for chunk_id, h, row_time in chunks if h in memory)
+            self.store.stage_vectors(
+                (chunk_id, h, row_time, memory[h])
+                for chunk_id, h, row_time in chunks
+                if h in memory
+            )
         rest = [chunk for chunk in chunks if chunk[1] not in memory]
         found = set(memory) | (self.store.stage_cached_vectors(self.space, rest) if rest else set())
         self.hits += len(found)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
 
 Gap = tuple[int, int, int]  # ids low..high not seen yet, and the transaction id they wait for
 
@@ -31,8 +31,9 @@ class ChangeCursor:
         return min(low for low, _, _ in self.gaps) - 1 if self.gaps else self.position
 
     def to_text(self) -> str:
-        return json.dumps({"position": self.position, "gaps": [list(g) for g in self.gaps]},
-                          separators=(",", ":"))
+        return json.dumps(
+            {"position": self.position, "gaps": [list(g) for g in self.gaps]}, separators=(",", ":")
+        )
 
     @classmethod
     def from_text(cls, text: str | None) -> ChangeCursor:
@@ -42,8 +43,10 @@ class ChangeCursor:
         if text.strip().isdigit():
             return cls(int(text))
         value = json.loads(text)
-        return cls(int(value["position"]), tuple((int(lo), int(hi), int(until))
-                                                 for lo, hi, until in value["gaps"]))
+        return cls(
+            int(value["position"]),
+            tuple((int(lo), int(hi), int(until)) for lo, hi, until in value["gaps"]),
+        )
 
 
 @dataclass
@@ -56,19 +59,27 @@ class Changes:
 def read_changes(store, cursor: ChangeCursor, limit: int | None = None) -> Changes:
     """The changes after `cursor` (at most `limit`, oldest first) and the cursor past them."""
     rows, oldest_running, reader_xid = store.read_change_log(
-        cursor.position, [(low, high) for low, high, _ in cursor.gaps], limit)
+        cursor.position, [(low, high) for low, high, _ in cursor.gaps], limit
+    )
     seen = sorted(change_id for change_id, _ in rows)
     position = max([cursor.position, *seen])
     # A read cut by the limit may have left visible gap ids unread: no gap expires then.
     cut = limit is not None and len(rows) >= limit
-    kept = [(low, high, until) for gap in cursor.gaps
-            for low, high, until in _missing([gap], seen) if cut or oldest_running < until]
+    kept = [
+        (low, high, until)
+        for gap in cursor.gaps
+        for low, high, until in _missing([gap], seen)
+        if cut or oldest_running < until
+    ]
     # Ids skipped below the new position belong to transactions running now, all older than
     # this reader's own transaction id.
-    fresh = [(low, high, reader_xid) for low, high, _ in
-             _missing([(cursor.position + 1, position, reader_xid)], seen)]
-    return Changes({month for _, month in rows}, len(rows),
-                   ChangeCursor(position, tuple(sorted(kept + fresh))))
+    fresh = [
+        (low, high, reader_xid)
+        for low, high, _ in _missing([(cursor.position + 1, position, reader_xid)], seen)
+    ]
+    return Changes(
+        {month for _, month in rows}, len(rows), ChangeCursor(position, tuple(sorted(kept + fresh)))
+    )
 
 
 def record_reader(store, reader: str, cursor: ChangeCursor) -> int:
@@ -95,8 +106,9 @@ def _missing(gaps: Iterable[Gap], seen: Sequence[int]) -> Iterable[Gap]:
                 break
 
 
-def partition_ranges(keys: Iterable[str], all_keys: Sequence[str],
-                     max_ranges: int) -> list[tuple[str, str]]:
+def partition_ranges(
+    keys: Iterable[str], all_keys: Sequence[str], max_ranges: int
+) -> list[tuple[str, str]]:
     """At most `max_ranges` (first, last) ranges of `all_keys` covering `keys`: runs over
     neighbouring partitions are merged across the smallest gaps first, since a run costs about
     half a second whatever it holds and an unchanged partition in a range costs almost nothing."""
@@ -112,5 +124,5 @@ def partition_ranges(keys: Iterable[str], all_keys: Sequence[str],
             spans.append([position, position])
     while len(spans) > max(1, max_ranges):
         i = min(range(len(spans) - 1), key=lambda j: spans[j + 1][0] - spans[j][1])
-        spans[i:i + 2] = [[spans[i][0], spans[i + 1][1]]]
+        spans[i : i + 2] = [[spans[i][0], spans[i + 1][1]]]
     return [(all_keys[first], all_keys[last]) for first, last in spans]

@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 
 from embed_assets.lib.cache import EmbeddingCache
-from embed_assets.lib.providers import EmbeddingProvider, space_name
+from embed_assets.lib.providers.base import EmbeddingProvider, space_name, vector_problems
 from embed_assets.lib.store import Space, Store
 from embed_assets.lib.text import chunk_repository, repository_text
 
@@ -38,8 +38,7 @@ def sync_repositories(store: Store, start: datetime, end: datetime) -> dict:
     }
 
 
-def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int,
-                overlap: int) -> dict:
+def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int, overlap: int) -> dict:
     """Chunk the repositories of the window whose text (or chunking) changed."""
     began = time.perf_counter()
     chunker = f"v1:{max_chars}:{overlap}"
@@ -47,11 +46,26 @@ def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int,
         repositories = store.repositories_to_chunk(start, end, chunker)
         rows = []
         for repo in repositories:
-            text = repository_text(repo["full_name"], repo["description"], repo["language"],
-                                   repo["topics"], repo["readme"])
+            text = repository_text(
+                repo["full_name"],
+                repo["description"],
+                repo["language"],
+                repo["topics"],
+                repo["readme"],
+            )
             for chunk in chunk_repository(repo["full_name"], text, max_chars, overlap):
-                rows.append((chunk.chunk_id, chunk.full_name, chunk.position, repo["row_time"],
-                             chunk.text, chunk.content_hash, repo["text_hash"], chunker))
+                rows.append(
+                    (
+                        chunk.chunk_id,
+                        chunk.full_name,
+                        chunk.position,
+                        repo["row_time"],
+                        chunk.text,
+                        chunk.content_hash,
+                        repo["text_hash"],
+                        chunker,
+                    )
+                )
         written = store.write_chunks(start, end, [r["full_name"] for r in repositories], rows)
     row_count = store.count_in_window("chunks", start, end)
     return {
@@ -66,25 +80,14 @@ def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int,
     }
 
 
-def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> dict[int, str]:
-    """Why vectors must not be stored, by row, for the rows that must not (the others are fine).
-    A response of the wrong shape is the provider's fault as a whole and raises."""
-    if vectors.ndim != 2 or vectors.shape[0] != count:
-        raise ValueError(f"provider returned {vectors.shape[0] if vectors.ndim else 0} vectors "
-                         f"for {count} texts")
-    if vectors.shape[1] != dimensions:
-        raise ValueError(f"provider returned {vectors.shape[1]}-dimensional vectors; the "
-                         f"embedding space has {dimensions} dimensions")
-    # Whole-array operations: a Python step per row cost 0.3 s for 24K vectors.
-    finite = np.isfinite(vectors).all(axis=1)
-    with np.errstate(over="ignore", invalid="ignore"):  # rows with NaN or inf are not finite
-        zero = finite & (np.einsum("ij,ij->i", vectors, vectors) <= 1e-12)  # norm <= 1e-6
-    return {int(i): "zero vector" if finite[i] else "not finite (NaN or inf)"
-            for i in np.flatnonzero(~finite | zero)}
-
-
-def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
-                provider: EmbeddingProvider, stats: dict) -> list[tuple[str, str, str]]:
+def _embed_page(
+    store: Store,
+    space: Space,
+    page: list,
+    cache: EmbeddingCache,
+    provider: EmbeddingProvider,
+    stats: dict,
+) -> list[tuple[str, str, str]]:
     """Stage the vectors of one page of pending chunks for the run's write: a text with a vector
     already (staged by this run, in the space, in the cache) is staged inside the server; the
     others are sent to the provider, each distinct text once. Records and returns the chunks
@@ -100,19 +103,30 @@ def _embed_page(store: Store, space: Space, page: list, cache: EmbeddingCache,
     problems = vector_problems(vectors, len(todo), provider.dimensions)
     hashes = list(todo)
     reasons = {hashes[i]: problem for i, problem in problems.items()}
-    fresh = {h: vector for i, (h, vector) in enumerate(zip(hashes, vectors)) if i not in problems}
+    fresh = {
+        h: vector
+        for i, (h, vector) in enumerate(zip(hashes, vectors, strict=True))
+        if i not in problems
+    }
     cache.put_many(fresh)  # before anything else can fail: a paid-for vector is kept
-    store.stage_vectors((chunk_id, h, row_time, fresh[h]) for chunk_id, h, row_time, _ in page
-                        if h in fresh)
+    store.stage_vectors(
+        (chunk_id, h, row_time, fresh[h]) for chunk_id, h, row_time, _ in page if h in fresh
+    )
     refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page if h in reasons]
     stats["refused"] += len(refused)
     store.record_failures(space, refused)
     return refused
 
 
-def sync_embeddings(store: Store, start: datetime, end: datetime, provider: EmbeddingProvider,
-                    *, cache_max_entries: int = 1_000_000,
-                    cache_max_age_days: float | None = None) -> dict:
+def sync_embeddings(
+    store: Store,
+    start: datetime,
+    end: datetime,
+    provider: EmbeddingProvider,
+    *,
+    cache_max_entries: int = 1_000_000,
+    cache_max_age_days: float | None = None,
+) -> dict:
     """Embed the chunks of the window that have no current vector, then write all vectors and
     drop those of vanished chunks in one transaction.
 
@@ -120,14 +134,20 @@ def sync_embeddings(store: Store, start: datetime, end: datetime, provider: Embe
     embedding cache (unless the provider is cheaper than it), and only then sent to the provider;
     each distinct text once per run."""
     began = time.perf_counter()
-    space = Space(space_name(provider.model, provider.dimensions), provider.model,
-                  provider.dimensions)
+    space = Space(
+        space_name(provider.model, provider.dimensions), provider.model, provider.dimensions
+    )
     store.ensure_space(space)
     # Another run over these months waits here, then finds their texts already embedded.
     with store.window_lock(f"embeddings.{space.name}", start, end):
         store.start_vector_stage()
-        cache = EmbeddingCache(store, space, max_entries=cache_max_entries,
-                               max_age_days=cache_max_age_days, used=provider.cache_vectors)
+        cache = EmbeddingCache(
+            store,
+            space,
+            max_entries=cache_max_entries,
+            max_age_days=cache_max_age_days,
+            used=provider.cache_vectors,
+        )
         stats = {"pending": 0, "reused": 0, "refused": 0}
         refused_examples: list[str] = []
         after = ""

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -44,20 +44,23 @@ class QualitySettings:
         if not 0 <= self.max_rejected_ratio <= 1:
             raise SettingError(f"{_env_name('max_rejected_ratio')} must be between 0 and 1")
         if not 0 <= self.min_norm < self.max_norm:
-            raise SettingError(f"{_env_name('min_norm')} must be 0 or more and less than "
-                               f"{_env_name('max_norm')}")
+            raise SettingError(
+                f"{_env_name('min_norm')} must be 0 or more and less than {_env_name('max_norm')}"
+            )
         if not self.max_age_hours > 0:
             raise SettingError(f"{_env_name('max_age_hours')} must be a positive number of hours")
         if not 0 <= self.error_recall <= self.min_recall <= 1:
-            raise SettingError(f"{_env_name('min_recall')} and {_env_name('error_recall')} must be "
-                               f"recalls between 0 and 1, {_env_name('error_recall')} the lower")
+            raise SettingError(
+                f"{_env_name('min_recall')} and {_env_name('error_recall')} must be "
+                f"recalls between 0 and 1, {_env_name('error_recall')} the lower"
+            )
         if not 0 < self.max_cluster_share <= 1:
             raise SettingError(f"{_env_name('max_cluster_share')} must be a share in (0, 1]")
         if self.recall_queries < 1:
             raise SettingError(f"{_env_name('recall_queries')} must be a positive integer")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "QualitySettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> QualitySettings:
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
@@ -67,8 +70,7 @@ class QualitySettings:
                 try:
                     values[f.name] = kind(raw)
                 except ValueError:
-                    raise SettingError(
-                        f"{_env_name(f.name)} must be {what}, got {raw!r}") from None
+                    raise SettingError(f"{_env_name(f.name)} must be {what}, got {raw!r}") from None
         return cls(**values)
 
 
@@ -99,8 +101,14 @@ class Scope:
     embedding spaces, and queries that serve several checks (one scan of the vectors). `instance`
     is whatever a caller's own checks need beside the store (Dagster's instance, for freshness)."""
 
-    def __init__(self, store: Store, window: Window, settings: QualitySettings,
-                 chunk_chars: int = 1500, instance: object = None):
+    def __init__(
+        self,
+        store: Store,
+        window: Window,
+        settings: QualitySettings,
+        chunk_chars: int = 1500,
+        instance: object = None,
+    ):
         self.store = store
         self.instance = instance
         self.window = window
@@ -126,8 +134,12 @@ class Scope:
 
     def found(self, query: str) -> dict:
         """What `Store.check_<query>(start, end, limit)` finds in the window (memoised)."""
-        return self.once(query, lambda: getattr(self.store, f"check_{query}")(
-            self.window.start, self.window.end, EXAMPLES))
+        return self.once(
+            query,
+            lambda: getattr(self.store, f"check_{query}")(
+                self.window.start, self.window.end, EXAMPLES
+            ),
+        )
 
 
 def partition_keys(months: list[datetime]) -> list[str]:
@@ -135,8 +147,13 @@ def partition_keys(months: list[datetime]) -> list[str]:
     return [m.astimezone(UTC).strftime("%Y-%m-%d") for m in months]
 
 
-def _outcome(scope: Scope, failed: tuple[int, list[str], list[datetime]] | None, severity: str,
-             description: str, **counts) -> Outcome:
+def _outcome(
+    scope: Scope,
+    failed: tuple[int, list[str], list[datetime]] | None,
+    severity: str,
+    description: str,
+    **counts,
+) -> Outcome:
     """An outcome whose metadata says where it looked, how many rows broke the rule and which."""
     count, examples, months = failed or NOTHING
     metadata: dict = {"partitions": scope.window.label or "all", **counts}
@@ -144,13 +161,15 @@ def _outcome(scope: Scope, failed: tuple[int, list[str], list[datetime]] | None,
         metadata["examples"] = examples
     if months:
         metadata["failing_partitions"] = partition_keys(months)
-    return Outcome(passed=count == 0, severity=severity, description=description,
-                   metadata=metadata)
+    return Outcome(passed=count == 0, severity=severity, description=description, metadata=metadata)
 
 
 def _merge(*found: tuple[int, list[str], list[datetime]]) -> tuple[int, list[str], list[datetime]]:
-    return (sum(f[0] for f in found), sorted(e for f in found for e in f[1])[:EXAMPLES],
-            sorted({m for f in found for m in f[2]}))
+    return (
+        sum(f[0] for f in found),
+        sorted(e for f in found for e in f[1])[:EXAMPLES],
+        sorted({m for f in found for m in f[2]}),
+    )
 
 
 # -- repositories --------------------------------------------------------------------------------
@@ -159,10 +178,16 @@ def rejected_ratio(scope: Scope) -> Outcome:
     rejected = scope.found("rejected_rows").get("rejected", NOTHING)
     ratio = rejected[0] / rows if rows else 0.0
     limit = scope.settings.max_rejected_ratio
-    outcome = _outcome(scope, rejected, ERROR,
-                       f"{rejected[0]} of {rows} source rows rejected ({ratio:.1%}; at most "
-                       f"{limit:.1%} allowed)", rejected=rejected[0], source_rows=rows,
-                       ratio=round(ratio, 4), max_ratio=limit)
+    outcome = _outcome(
+        scope,
+        rejected,
+        ERROR,
+        f"{rejected[0]} of {rows} source rows rejected ({ratio:.1%}; at most {limit:.1%} allowed)",
+        rejected=rejected[0],
+        source_rows=rows,
+        ratio=round(ratio, 4),
+        max_ratio=limit,
+    )
     # Passes on the ratio, not on a count of zero.
     return Outcome(ratio <= limit, ERROR, outcome.description, outcome.metadata)
 
@@ -170,44 +195,77 @@ def rejected_ratio(scope: Scope) -> Outcome:
 def required_fields(scope: Scope) -> Outcome:
     found = scope.found("repository_fields")
     bad = _merge(found.get("full_name", NOTHING), found.get("url", NOTHING))
-    return _outcome(scope, bad, ERROR,
-                    f"{bad[0]} repositories lack a valid owner/name or URL" if bad[0]
-                    else "every repository has an owner/name and a URL",
-                    bad_full_name=found.get("full_name", NOTHING)[0],
-                    bad_url=found.get("url", NOTHING)[0])
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} repositories lack a valid owner/name or URL"
+        if bad[0]
+        else "every repository has an owner/name and a URL",
+        bad_full_name=found.get("full_name", NOTHING)[0],
+        bad_url=found.get("url", NOTHING)[0],
+    )
 
 
 def duplicate_names(scope: Scope) -> Outcome:
     bad = scope.found("duplicate_names").get("duplicate", NOTHING)
-    return _outcome(scope, bad, WARN,
-                    f"{bad[0]} repositories share their name with another up to case" if bad[0]
-                    else "no two repositories share a name", duplicates=bad[0])
+    return _outcome(
+        scope,
+        bad,
+        WARN,
+        f"{bad[0]} repositories share their name with another up to case"
+        if bad[0]
+        else "no two repositories share a name",
+        duplicates=bad[0],
+    )
 
 
 # -- chunks --------------------------------------------------------------------------------------
 def _chunk_texts(scope: Scope) -> dict:
-    return scope.once("chunk_texts", lambda: scope.store.check_chunk_texts(
-        scope.window.start, scope.window.end, scope.chunk_chars, EXAMPLES))
+    return scope.once(
+        "chunk_texts",
+        lambda: scope.store.check_chunk_texts(
+            scope.window.start, scope.window.end, scope.chunk_chars, EXAMPLES
+        ),
+    )
 
 
 def no_empty_chunks(scope: Scope) -> Outcome:
     bad = _chunk_texts(scope).get("empty", NOTHING)
-    return _outcome(scope, bad, ERROR, f"{bad[0]} chunks have no text" if bad[0]
-                    else "every chunk has text", empty=bad[0])
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} chunks have no text" if bad[0] else "every chunk has text",
+        empty=bad[0],
+    )
 
 
 def chunk_sizes(scope: Scope) -> Outcome:
     bad = _chunk_texts(scope).get("oversized", NOTHING)
-    return _outcome(scope, bad, WARN,
-                    f"{bad[0]} chunks are longer than {scope.chunk_chars} characters" if bad[0]
-                    else f"every chunk has 1 to {scope.chunk_chars} characters",
-                    oversized=bad[0], max_chars=scope.chunk_chars)
+    return _outcome(
+        scope,
+        bad,
+        WARN,
+        f"{bad[0]} chunks are longer than {scope.chunk_chars} characters"
+        if bad[0]
+        else f"every chunk has 1 to {scope.chunk_chars} characters",
+        oversized=bad[0],
+        max_chars=scope.chunk_chars,
+    )
 
 
 def repositories_chunked(scope: Scope) -> Outcome:
     bad = scope.found("unchunked_repositories").get("unchunked", NOTHING)
-    return _outcome(scope, bad, ERROR, f"{bad[0]} repositories have no chunk" if bad[0]
-                    else "every repository has at least one chunk", unchunked=bad[0])
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} repositories have no chunk"
+        if bad[0]
+        else "every repository has at least one chunk",
+        unchunked=bad[0],
+    )
 
 
 # -- embeddings ----------------------------------------------------------------------------------
@@ -215,17 +273,24 @@ def _stored(scope: Scope) -> dict:
     space, s = scope.space, scope.settings
     if space is None:
         return {}
-    return scope.once("stored_vectors", lambda: scope.store.check_stored_vectors(
-        space, scope.window.start, scope.window.end, ZERO_NORM, s.min_norm, s.max_norm,
-        EXAMPLES))
+    return scope.once(
+        "stored_vectors",
+        lambda: scope.store.check_stored_vectors(
+            space, scope.window.start, scope.window.end, ZERO_NORM, s.min_norm, s.max_norm, EXAMPLES
+        ),
+    )
 
 
 def _refused(scope: Scope) -> dict:
     space = scope.space
     if space is None:
         return {}
-    return scope.once("refused_vectors", lambda: scope.store.check_refused_vectors(
-        space, scope.window.start, scope.window.end, EXAMPLES))
+    return scope.once(
+        "refused_vectors",
+        lambda: scope.store.check_refused_vectors(
+            space, scope.window.start, scope.window.end, EXAMPLES
+        ),
+    )
 
 
 def _space_metadata(scope: Scope) -> dict:
@@ -236,10 +301,16 @@ def _space_metadata(scope: Scope) -> dict:
 def vector_dimensions(scope: Scope) -> Outcome:
     bad = _stored(scope).get("dimensions", NOTHING)
     dims = scope.space.dimensions if scope.space else 0
-    return _outcome(scope, bad, ERROR,
-                    f"{bad[0]} vectors do not have the space's {dims} dimensions" if bad[0]
-                    else "every vector has the space's dimensions", wrong_dimensions=bad[0],
-                    **_space_metadata(scope))
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} vectors do not have the space's {dims} dimensions"
+        if bad[0]
+        else "every vector has the space's dimensions",
+        wrong_dimensions=bad[0],
+        **_space_metadata(scope),
+    )
 
 
 def _stored_or_refused(scope: Scope, kind: str, what: str) -> Outcome:
@@ -250,10 +321,16 @@ def _stored_or_refused(scope: Scope, kind: str, what: str) -> Outcome:
     counts = {"stored": stored[0], "refused": refused[0], **_space_metadata(scope)}
     if stored[0]:
         return _outcome(scope, stored, ERROR, f"{stored[0]} stored vectors are {what}", **counts)
-    return _outcome(scope, refused, WARN if refused[0] else ERROR,
-                    f"the provider returned {refused[0]} vectors that are {what}; they were "
-                    "refused before being stored" if refused[0] else f"no vector is {what}",
-                    **counts)
+    return _outcome(
+        scope,
+        refused,
+        WARN if refused[0] else ERROR,
+        f"the provider returned {refused[0]} vectors that are {what}; they were "
+        "refused before being stored"
+        if refused[0]
+        else f"no vector is {what}",
+        **counts,
+    )
 
 
 def finite_vectors(scope: Scope) -> Outcome:
@@ -267,11 +344,18 @@ def no_zero_vectors(scope: Scope) -> Outcome:
 def vector_norms(scope: Scope) -> Outcome:
     s = scope.settings
     bad = _stored(scope).get("norm", NOTHING)
-    return _outcome(scope, bad, ERROR,
-                    f"{bad[0]} vectors have a norm outside [{s.min_norm:g}, {s.max_norm:g}]"
-                    if bad[0] else f"every vector's norm is within [{s.min_norm:g}, "
-                    f"{s.max_norm:g}]", out_of_bounds=bad[0], min_norm=s.min_norm,
-                    max_norm=s.max_norm, **_space_metadata(scope))
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} vectors have a norm outside [{s.min_norm:g}, {s.max_norm:g}]"
+        if bad[0]
+        else f"every vector's norm is within [{s.min_norm:g}, {s.max_norm:g}]",
+        out_of_bounds=bad[0],
+        min_norm=s.min_norm,
+        max_norm=s.max_norm,
+        **_space_metadata(scope),
+    )
 
 
 def coverage(scope: Scope) -> Outcome:
@@ -281,21 +365,36 @@ def coverage(scope: Scope) -> Outcome:
     space = scope.space
     if space is None:
         chunks = scope.store.count_in_window("chunks", scope.window.start, scope.window.end)
-        return Outcome(chunks == 0, ERROR,
-                       f"no embedding space yet: {chunks} chunks have no vector",
-                       {"partitions": scope.window.label or "all", "missing": chunks,
-                        "space": "none"})
-    found = scope.once("coverage", lambda: scope.store.check_coverage(
-        space, scope.window.start, scope.window.end, EXAMPLES))
+        return Outcome(
+            chunks == 0,
+            ERROR,
+            f"no embedding space yet: {chunks} chunks have no vector",
+            {"partitions": scope.window.label or "all", "missing": chunks, "space": "none"},
+        )
+    found = scope.once(
+        "coverage",
+        lambda: scope.store.check_coverage(space, scope.window.start, scope.window.end, EXAMPLES),
+    )
     missing, refused = found.get("missing", NOTHING), found.get("refused", NOTHING)
     counts = {"missing": missing[0], "refused": refused[0], **_space_metadata(scope)}
     if missing[0]:
-        return _outcome(scope, missing, ERROR,
-                        f"{missing[0]} chunks have no vector and no recorded reason"
-                        + (f"; {refused[0]} more were refused" if refused[0] else ""), **counts)
-    return _outcome(scope, refused, WARN if refused[0] else ERROR,
-                    f"{refused[0]} chunks have no vector: the provider's vector was refused"
-                    if refused[0] else "every chunk has a vector", **counts)
+        return _outcome(
+            scope,
+            missing,
+            ERROR,
+            f"{missing[0]} chunks have no vector and no recorded reason"
+            + (f"; {refused[0]} more were refused" if refused[0] else ""),
+            **counts,
+        )
+    return _outcome(
+        scope,
+        refused,
+        WARN if refused[0] else ERROR,
+        f"{refused[0]} chunks have no vector: the provider's vector was refused"
+        if refused[0]
+        else "every chunk has a vector",
+        **counts,
+    )
 
 
 def refused_vectors(scope: Scope) -> Outcome:
@@ -304,37 +403,66 @@ def refused_vectors(scope: Scope) -> Outcome:
     needs a person's look: this is the check that alerts by default."""
     refused = _refused(scope)
     found = _merge(*refused.values()) if refused else NOTHING
-    return _outcome(scope, found, ERROR,
-                    f"the provider returned {found[0]} unusable vectors (NaN, inf or zero); they "
-                    "were refused and their chunks stay pending" if found[0]
-                    else "the provider returned no unusable vector",
-                    refused=found[0], **_space_metadata(scope))
+    return _outcome(
+        scope,
+        found,
+        ERROR,
+        f"the provider returned {found[0]} unusable vectors (NaN, inf or zero); they "
+        "were refused and their chunks stay pending"
+        if found[0]
+        else "the provider returned no unusable vector",
+        refused=found[0],
+        **_space_metadata(scope),
+    )
 
 
 def no_orphan_vectors(scope: Scope) -> Outcome:
     space = scope.space
-    bad = NOTHING if space is None else scope.once(
-        "orphans", lambda: scope.store.check_orphan_vectors(
-            space, scope.window.start, scope.window.end, EXAMPLES)).get("orphan", NOTHING)
-    return _outcome(scope, bad, ERROR, f"{bad[0]} vectors belong to no chunk" if bad[0]
-                    else "every vector belongs to a chunk", orphans=bad[0],
-                    **_space_metadata(scope))
+    bad = (
+        NOTHING
+        if space is None
+        else scope.once(
+            "orphans",
+            lambda: scope.store.check_orphan_vectors(
+                space, scope.window.start, scope.window.end, EXAMPLES
+            ),
+        ).get("orphan", NOTHING)
+    )
+    return _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} vectors belong to no chunk" if bad[0] else "every vector belongs to a chunk",
+        orphans=bad[0],
+        **_space_metadata(scope),
+    )
 
 
-def freshness(newest_partition: str | None, materialized_at: float | None,
-              settings: QualitySettings, now: float | None = None) -> Outcome:
+def freshness(
+    newest_partition: str | None,
+    materialized_at: float | None,
+    settings: QualitySettings,
+    now: float | None = None,
+) -> Outcome:
     """The newest partition (by key) was materialised within max_age_hours."""
     now = datetime.now(UTC).timestamp() if now is None else now
     limit = settings.max_age_hours
     if newest_partition is None or materialized_at is None:
         return Outcome(False, WARN, "never materialised", {"max_age_hours": limit})
     age = (now - materialized_at) / 3600
-    metadata = {"newest_partition": newest_partition, "age_hours": round(age, 2),
-                "max_age_hours": limit,
-                "materialized_at": datetime.fromtimestamp(materialized_at, UTC).isoformat()}
-    return Outcome(age <= limit, WARN,
-                   f"the newest partition, {newest_partition}, was materialised {age:.1f} h ago "
-                   f"(at most {limit:g} h allowed)", metadata)
+    metadata = {
+        "newest_partition": newest_partition,
+        "age_hours": round(age, 2),
+        "max_age_hours": limit,
+        "materialized_at": datetime.fromtimestamp(materialized_at, UTC).isoformat(),
+    }
+    return Outcome(
+        age <= limit,
+        WARN,
+        f"the newest partition, {newest_partition}, was materialised {age:.1f} h ago "
+        f"(at most {limit:g} h allowed)",
+        metadata,
+    )
 
 
 # -- cluster_index -------------------------------------------------------------------------------
@@ -353,19 +481,24 @@ def every_vector_assigned(scope: Scope) -> Outcome:
     space = scope.active_space
     if space is None:
         return _no_space("nothing to assign")
-    found = scope.once("cluster_assignment", lambda: scope.store.check_cluster_assignment(
-        space, EXAMPLES))
+    found = scope.once(
+        "cluster_assignment", lambda: scope.store.check_cluster_assignment(space, EXAMPLES)
+    )
     kinds = ("unassigned", "unknown_cluster", "stale")
     bad = _merge(*(found.get(kind, NOTHING) for kind in kinds))
-    outcome = _outcome(scope, bad, ERROR,
-                       f"{bad[0]} repositories with a vector are not in a cluster "
-                       f"({found.get('unassigned', NOTHING)[0]} unassigned, "
-                       f"{found.get('unknown_cluster', NOTHING)[0]} in a cluster that does not "
-                       f"exist, {found.get('stale', NOTHING)[0]} assigned by an older vector)"
-                       if bad[0] else "every repository with a vector is in a cluster "
-                       "(or was removed by an operator)",
-                       **{kind: found.get(kind, NOTHING)[0] for kind in kinds},
-                       **_space_metadata(scope))
+    outcome = _outcome(
+        scope,
+        bad,
+        ERROR,
+        f"{bad[0]} repositories with a vector are not in a cluster "
+        f"({found.get('unassigned', NOTHING)[0]} unassigned, "
+        f"{found.get('unknown_cluster', NOTHING)[0]} in a cluster that does not "
+        f"exist, {found.get('stale', NOTHING)[0]} assigned by an older vector)"
+        if bad[0]
+        else "every repository with a vector is in a cluster (or was removed by an operator)",
+        **{kind: found.get(kind, NOTHING)[0] for kind in kinds},
+        **_space_metadata(scope),
+    )
     outcome.metadata.pop("partitions")
     return outcome
 
@@ -375,15 +508,22 @@ def no_empty_clusters(scope: Scope) -> Outcome:
     space = scope.active_space
     if space is None:
         return _no_space("no clusters")
-    found = scope.once("cluster_members", lambda: scope.store.check_cluster_members(
-        space, EXAMPLES))
+    found = scope.once(
+        "cluster_members", lambda: scope.store.check_cluster_members(space, EXAMPLES)
+    )
     empty, mismatch = found.get("empty", NOTHING), found.get("size_mismatch", NOTHING)
     bad = _merge(empty, mismatch)
     parts = [f"{empty[0]} clusters are empty"] if empty[0] else []
     parts += [f"{mismatch[0]} clusters' sizes are not their member counts"] if mismatch[0] else []
-    outcome = _outcome(scope, bad, ERROR, "; ".join(parts) or "every cluster has members, as "
-                       "many as its size says", empty=empty[0], size_mismatch=mismatch[0],
-                       **_space_metadata(scope))
+    outcome = _outcome(
+        scope,
+        bad,
+        ERROR,
+        "; ".join(parts) or "every cluster has members, as many as its size says",
+        empty=empty[0],
+        size_mismatch=mismatch[0],
+        **_space_metadata(scope),
+    )
     outcome.metadata.pop("partitions")
     return outcome
 
@@ -400,23 +540,43 @@ def cluster_sizes(scope: Scope) -> Outcome:
     largest = figures["largest"][0][1] if figures["largest"] else 0
     share = largest / members if members else 0.0
     judged = members >= MIN_MEMBERS_JUDGED
-    too_big = [(cid, size, label) for cid, size, label in figures["largest"]
-               if judged and size > limit * members]
-    metadata = {"members": members, "clusters": figures["clusters"],
-                "singletons": figures["singletons"], "largest_size": largest,
-                "largest_share": round(share, 4), "max_share": limit, **_space_metadata(scope)}
+    too_big = [
+        (cid, size, label)
+        for cid, size, label in figures["largest"]
+        if judged and size > limit * members
+    ]
+    metadata = {
+        "members": members,
+        "clusters": figures["clusters"],
+        "singletons": figures["singletons"],
+        "largest_size": largest,
+        "largest_share": round(share, 4),
+        "max_share": limit,
+        **_space_metadata(scope),
+    }
     if figures["largest"]:
-        metadata["largest"] = [f"cluster {cid}: {size} members ({size / members:.1%}), {label}"
-                               for cid, size, label in figures["largest"]]
+        metadata["largest"] = [
+            f"cluster {cid}: {size} members ({size / members:.1%}), {label}"
+            for cid, size, label in figures["largest"]
+        ]
     if too_big:
-        metadata["examples"] = metadata["largest"][:len(too_big)]
-        return Outcome(False, WARN,
-                       f"{len(too_big)} clusters hold more than {limit:.0%} of the {members} "
-                       f"members each; the largest, cluster {too_big[0][0]}, {share:.1%}", metadata)
-    return Outcome(True, WARN,
-                   f"the largest cluster holds {share:.1%} of the {members} members (at most "
-                   f"{limit:.0%} allowed)" if judged else f"{members} members: too few to judge "
-                   f"cluster sizes (from {MIN_MEMBERS_JUDGED})", metadata)
+        metadata["examples"] = metadata["largest"][: len(too_big)]
+        return Outcome(
+            False,
+            WARN,
+            f"{len(too_big)} clusters hold more than {limit:.0%} of the {members} "
+            f"members each; the largest, cluster {too_big[0][0]}, {share:.1%}",
+            metadata,
+        )
+    return Outcome(
+        True,
+        WARN,
+        f"the largest cluster holds {share:.1%} of the {members} members (at most "
+        f"{limit:.0%} allowed)"
+        if judged
+        else f"{members} members: too few to judge cluster sizes (from {MIN_MEMBERS_JUDGED})",
+        metadata,
+    )
 
 
 def search_recall(store: Store, space: Space, queries: int, k: int = RECALL_K) -> dict:
@@ -443,12 +603,17 @@ def search_recall(store: Store, space: Space, queries: int, k: int = RECALL_K) -
         recalls.append(hits / len(exact))
         worst.append((recalls[-1], chunk_id))
     worst.sort()
-    return {"recall": float(np.mean(recalls)) if recalls else 1.0, "queries": len(recalls),
-            "k": k, "ef_search": min(max(store.settings.ef_search, 4 * (k + 1)), 1000),  # as set
-            # by Store.search for k + 1 results
-            "worst": [f"{chunk_id}: {recall:.2f}" for recall, chunk_id in worst[:EXAMPLES]
-                      if recall < 1],
-            "seconds": round(time.perf_counter() - began, 3)}
+    return {
+        "recall": float(np.mean(recalls)) if recalls else 1.0,
+        "queries": len(recalls),
+        "k": k,
+        "ef_search": min(max(store.settings.ef_search, 4 * (k + 1)), 1000),  # as set
+        # by Store.search for k + 1 results
+        "worst": [
+            f"{chunk_id}: {recall:.2f}" for recall, chunk_id in worst[:EXAMPLES] if recall < 1
+        ],
+        "seconds": round(time.perf_counter() - began, 3),
+    }
 
 
 def hnsw_recall(scope: Scope) -> Outcome:
@@ -460,22 +625,38 @@ def hnsw_recall(scope: Scope) -> Outcome:
     found = scope.once("recall", lambda: search_recall(scope.store, space, s.recall_queries))
     recall = found["recall"]
     m, ef_construction = scope.store.index_parameters(space)
-    metadata = {"recall": round(recall, 4), "min_recall": s.min_recall,
-                "error_recall": s.error_recall, "queries": found["queries"], "k": found["k"],
-                "ef_search": found["ef_search"], "hnsw_m": m,
-                "hnsw_ef_construction": ef_construction, "seconds": found["seconds"],
-                **_space_metadata(scope)}
+    metadata = {
+        "recall": round(recall, 4),
+        "min_recall": s.min_recall,
+        "error_recall": s.error_recall,
+        "queries": found["queries"],
+        "k": found["k"],
+        "ef_search": found["ef_search"],
+        "hnsw_m": m,
+        "hnsw_ef_construction": ef_construction,
+        "seconds": found["seconds"],
+        **_space_metadata(scope),
+    }
     if found["worst"]:
         metadata["examples"] = found["worst"]
     if recall >= s.min_recall:
-        return Outcome(True, ERROR, f"recall@{found['k']} {recall:.3f} over {found['queries']} "
-                       f"sampled queries (at least {s.min_recall:g} wanted)", metadata)
+        return Outcome(
+            True,
+            ERROR,
+            f"recall@{found['k']} {recall:.3f} over {found['queries']} "
+            f"sampled queries (at least {s.min_recall:g} wanted)",
+            metadata,
+        )
     severity = ERROR if recall < s.error_recall else WARN
-    return Outcome(False, severity,
-                   f"recall@{found['k']} {recall:.3f} over {found['queries']} sampled queries is "
-                   f"below {s.error_recall if severity == ERROR else s.min_recall:g}: raise "
-                   "EMBED_ASSETS_EF_SEARCH, or rebuild the index with a larger "
-                   "EMBED_ASSETS_HNSW_M / EMBED_ASSETS_HNSW_EF_CONSTRUCTION", metadata)
+    return Outcome(
+        False,
+        severity,
+        f"recall@{found['k']} {recall:.3f} over {found['queries']} sampled queries is "
+        f"below {s.error_recall if severity == ERROR else s.min_recall:g}: raise "
+        "EMBED_ASSETS_EF_SEARCH, or rebuild the index with a larger "
+        "EMBED_ASSETS_HNSW_M / EMBED_ASSETS_HNSW_EF_CONSTRUCTION",
+        metadata,
+    )
 
 
 # -- previews ------------------------------------------------------------------------------------

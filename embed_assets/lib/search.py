@@ -12,8 +12,7 @@ from dataclasses import replace
 import psycopg
 
 from embed_assets.lib.database import database_url
-from embed_assets.lib.providers import (EmbeddingProvider, build_provider, close_provider,
-                                        space_name)
+from embed_assets.lib.providers import EmbeddingProvider, build_provider, close_provider, space_name
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
@@ -21,8 +20,14 @@ _kept = threading.local()  # settings -> (store, {space name: provider}) of this
 KEPT_PER_THREAD = 4  # settings (databases, schemas) a thread keeps a connection for
 
 
-def search(query: str, k: int = 10, *, language: str | None = None, min_stars: int | None = None,
-           settings: Settings | None = None) -> list[dict]:
+def search(
+    query: str,
+    k: int = 10,
+    *,
+    language: str | None = None,
+    min_stars: int | None = None,
+    settings: Settings | None = None,
+) -> list[dict]:
     """The k repositories most similar to `query`, best first, as
     `{"full_name", "score", "text"}` with score = cosine similarity of the best chunk.
 
@@ -49,8 +54,9 @@ def forget(settings: Settings | None = None) -> None:
             store.conn.close()
 
 
-def _search(settings: Settings, query: str, k: int, language: str | None,
-            min_stars: int | None) -> list[dict]:
+def _search(
+    settings: Settings, query: str, k: int, language: str | None, min_stars: int | None
+) -> list[dict]:
     store, providers = _session(settings)
     space = store.active_space()
     if space is None:
@@ -59,7 +65,9 @@ def _search(settings: Settings, query: str, k: int, language: str | None,
         providers[space.name] = _provider_for(settings, space)
     vector = providers[space.name].embed([query])[0]
     hits = store.search(space, vector, k, language=language, min_stars=min_stars)
-    return [{"full_name": name, "score": round(score, 4), "text": text} for name, score, text in hits]
+    return [
+        {"full_name": name, "score": round(score, 4), "text": text} for name, score, text in hits
+    ]
 
 
 def _session(settings: Settings) -> tuple[Store, dict[str, EmbeddingProvider]]:
@@ -79,8 +87,10 @@ def _provider_for(settings: Settings, space: Space) -> EmbeddingProvider:
     provider = build_provider(replace(settings, model=space.model, dimensions=space.dimensions))
     if space.name != space_name(provider.model, provider.dimensions):
         close_provider(provider)
-        raise StoreError(f"the active embedding space is {space.name!r}, which the "
-                         f"{settings.provider!r} provider cannot embed queries for (it gives "
-                         f"{provider.model!r} at {provider.dimensions} dimensions): activate a "
-                         "space of this provider")
+        raise StoreError(
+            f"the active embedding space is {space.name!r}, which the "
+            f"{settings.provider!r} provider cannot embed queries for (it gives "
+            f"{provider.model!r} at {provider.dimensions} dimensions): activate a "
+            "space of this provider"
+        )
     return provider

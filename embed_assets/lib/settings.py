@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
-from typing import Mapping
 
 from embed_assets.lib import hnsw
 
@@ -27,11 +27,28 @@ class SettingError(ValueError):
 API_KEY_FALLBACKS = {"openai": "OPENAI_API_KEY", "together": "TOGETHER_API_KEY"}
 LONG_INPUT_POLICIES = ("truncate", "reject")
 # The settings of the embedding provider, which its Dagster resource carries.
-PROVIDER_FIELDS = ("provider", "model", "dimensions", "base_url", "api_key", "timeout",
-                   "connect_timeout", "batch_size", "max_batch_tokens", "max_concurrency",
-                   "max_input_tokens", "long_input", "max_attempts", "backoff_base", "backoff_max",
-                   "retry_after_max", "requests_per_minute", "tokens_per_minute",
-                   "breaker_threshold", "price_per_million_tokens")
+PROVIDER_FIELDS = (
+    "provider",
+    "model",
+    "dimensions",
+    "base_url",
+    "api_key",
+    "timeout",
+    "connect_timeout",
+    "batch_size",
+    "max_batch_tokens",
+    "max_concurrency",
+    "max_input_tokens",
+    "long_input",
+    "max_attempts",
+    "backoff_base",
+    "backoff_max",
+    "retry_after_max",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "breaker_threshold",
+    "price_per_million_tokens",
+)
 
 
 def _env_name(name: str) -> str:
@@ -54,7 +71,7 @@ class Settings:
     hnsw_m: int = 0
     hnsw_ef_construction: int = 0
     ef_search: int = 80  # recall@10 >= 0.96 at 113K vectors with m=16 (embed_assets.lib.hnsw)
-    # The HTTP providers (embed_assets.lib.http_providers). 0 means "the provider's default".
+    # The HTTP providers (embed_assets.lib.providers.http). 0 means "the provider's default".
     base_url: str = ""
     api_key: str = field(default="", repr=False)  # never shown: see api_key_variable
     timeout: float = 60.0
@@ -75,10 +92,11 @@ class Settings:
     # The embedding cache (embed_assets.lib.cache).
     cache_max_entries: int = 1_000_000
     cache_max_age_days: float = 0.0  # 0: no age bound
-    # The cluster index (embed_assets.lib.cluster_index).
+    # The cluster index (embed_assets.lib.clusters.index).
     cluster_threshold: float = 0.3
     near_duplicate_threshold: float = 0.95
-    # The GitHub source (embed_assets.lib.github): a search query, or whose starred repositories.
+    # The GitHub source (embed_assets.lib.sources.github.client): a search query, or whose starred
+    # repositories.
     github_query: str = ""
     github_starred: str = ""
     github_url: str = "https://api.github.com"
@@ -91,8 +109,10 @@ class Settings:
             if not 0 < getattr(self, name) <= 1:
                 raise SettingError(f"{_env_name(name)} must be a cosine similarity in (0, 1]")
         if self.cache_max_entries < 0 or self.cache_max_age_days < 0:
-            raise SettingError("EMBED_ASSETS_CACHE_MAX_ENTRIES and EMBED_ASSETS_CACHE_MAX_AGE_DAYS "
-                               "must not be negative")
+            raise SettingError(
+                "EMBED_ASSETS_CACHE_MAX_ENTRIES and EMBED_ASSETS_CACHE_MAX_AGE_DAYS "
+                "must not be negative"
+            )
         for name in ("schema", "source_table"):
             value = getattr(self, name)
             if not _IDENTIFIER.match(value):
@@ -103,11 +123,18 @@ class Settings:
         for name in ("chunk_chars", "max_batch_tokens", "max_attempts", "breaker_threshold"):
             if getattr(self, name) <= 0:
                 raise SettingError(f"{_env_name(name)} must be a positive integer")
-        for name in ("dimensions", "batch_size", "max_concurrency", "max_input_tokens",
-                     "requests_per_minute", "tokens_per_minute"):
+        for name in (
+            "dimensions",
+            "batch_size",
+            "max_concurrency",
+            "max_input_tokens",
+            "requests_per_minute",
+            "tokens_per_minute",
+        ):
             if getattr(self, name) < 0:
-                raise SettingError(f"{_env_name(name)} must be a positive integer (or 0 or unset "
-                                   "for the default)")
+                raise SettingError(
+                    f"{_env_name(name)} must be a positive integer (or 0 or unset for the default)"
+                )
         self._check_hnsw()
         for name in ("timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
@@ -116,11 +143,14 @@ class Settings:
             if not getattr(self, name) >= 0:
                 raise SettingError(f"{_env_name(name)} must be a number, 0 or more")
         if self.long_input not in LONG_INPUT_POLICIES:
-            raise SettingError(f"{_env_name('long_input')} must be one of "
-                               f"{', '.join(LONG_INPUT_POLICIES)}, got {self.long_input!r}")
+            raise SettingError(
+                f"{_env_name('long_input')} must be one of "
+                f"{', '.join(LONG_INPUT_POLICIES)}, got {self.long_input!r}"
+            )
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
-            raise SettingError(f"{_env_name('base_url')} must be an http:// or https:// URL, "
-                               f"got {self.base_url!r}")
+            raise SettingError(
+                f"{_env_name('base_url')} must be an http:// or https:// URL, got {self.base_url!r}"
+            )
         self._check_github()
         if not 0 <= self.chunk_overlap < self.chunk_chars // 2:
             raise SettingError(
@@ -128,7 +158,9 @@ class Settings:
                 f"{_env_name('chunk_chars')} ({self.chunk_chars // 2})"
             )
         if self.dimensions > 2000:
-            raise SettingError(f"{_env_name('dimensions')} must be at most 2000 (pgvector HNSW limit)")
+            raise SettingError(
+                f"{_env_name('dimensions')} must be at most 2000 (pgvector HNSW limit)"
+            )
         try:
             date.fromisoformat(self.partition_start)
         except ValueError:
@@ -139,18 +171,25 @@ class Settings:
 
     def _check_github(self) -> None:
         if self.github_query and self.github_starred:
-            raise SettingError(f"set {_env_name('github_query')} or {_env_name('github_starred')}, "
-                               "not both")
+            raise SettingError(
+                f"set {_env_name('github_query')} or {_env_name('github_starred')}, not both"
+            )
         if CREATED_QUALIFIER.search(self.github_query):
-            raise SettingError(f"{_env_name('github_query')} must not hold a created: qualifier: "
-                               "each partition adds its own window; got "
-                               f"{self.github_query!r}")
+            raise SettingError(
+                f"{_env_name('github_query')} must not hold a created: qualifier: "
+                "each partition adds its own window; got "
+                f"{self.github_query!r}"
+            )
         if self.github_starred and not _GITHUB_USER.match(self.github_starred):
-            raise SettingError(f"{_env_name('github_starred')} must be a GitHub user name or @me "
-                               f"(the token's owner), got {self.github_starred!r}")
+            raise SettingError(
+                f"{_env_name('github_starred')} must be a GitHub user name or @me "
+                f"(the token's owner), got {self.github_starred!r}"
+            )
         if not re.match(r"^https?://[^/\s]+", self.github_url):
-            raise SettingError(f"{_env_name('github_url')} must be an http:// or https:// URL, "
-                               f"got {self.github_url!r}")
+            raise SettingError(
+                f"{_env_name('github_url')} must be an http:// or https:// URL, "
+                f"got {self.github_url!r}"
+            )
 
     @property
     def github_source(self) -> bool:
@@ -160,23 +199,34 @@ class Settings:
     def _check_hnsw(self) -> None:
         """pgvector's bounds, checked here so that the error names the variable, not a failed
         CREATE INDEX in the middle of a run."""
-        for name, (low, high) in (("hnsw_m", hnsw.M_RANGE),
-                                  ("hnsw_ef_construction", hnsw.EF_CONSTRUCTION_RANGE)):
+        for name, (low, high) in (
+            ("hnsw_m", hnsw.M_RANGE),
+            ("hnsw_ef_construction", hnsw.EF_CONSTRUCTION_RANGE),
+        ):
             value = getattr(self, name)
             if value != 0 and not low <= value <= high:
-                raise SettingError(f"{_env_name(name)} must be between {low} and {high}, or 0 "
-                                   f"(unset) to choose by the table's size; got {value}")
-        if self.hnsw_m and self.hnsw_ef_construction and self.hnsw_ef_construction < 2 * self.hnsw_m:
-            raise SettingError(f"{_env_name('hnsw_ef_construction')} must be at least twice "
-                               f"{_env_name('hnsw_m')} ({2 * self.hnsw_m}); got "
-                               f"{self.hnsw_ef_construction}")
+                raise SettingError(
+                    f"{_env_name(name)} must be between {low} and {high}, or 0 "
+                    f"(unset) to choose by the table's size; got {value}"
+                )
+        if (
+            self.hnsw_m
+            and self.hnsw_ef_construction
+            and self.hnsw_ef_construction < 2 * self.hnsw_m
+        ):
+            raise SettingError(
+                f"{_env_name('hnsw_ef_construction')} must be at least twice "
+                f"{_env_name('hnsw_m')} ({2 * self.hnsw_m}); got "
+                f"{self.hnsw_ef_construction}"
+            )
         low, high = hnsw.EF_SEARCH_RANGE
         if not low <= self.ef_search <= high:
-            raise SettingError(f"{_env_name('ef_search')} must be between {low} and {high}; got "
-                               f"{self.ef_search}")
+            raise SettingError(
+                f"{_env_name('ef_search')} must be between {low} and {high}; got {self.ef_search}"
+            )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Every field `x` is read from `EMBED_ASSETS_X`; keyword overrides win."""
         environ = os.environ if environ is None else environ
         values: dict = {}
@@ -190,12 +240,16 @@ class Settings:
                 try:
                     values[f.name] = int(raw)
                 except ValueError:
-                    raise SettingError(f"{_env_name(f.name)} must be an integer, got {raw!r}") from None
+                    raise SettingError(
+                        f"{_env_name(f.name)} must be an integer, got {raw!r}"
+                    ) from None
             elif f.type == "float":
                 try:
                     values[f.name] = float(raw)
                 except ValueError:
-                    raise SettingError(f"{_env_name(f.name)} must be a number, got {raw!r}") from None
+                    raise SettingError(
+                        f"{_env_name(f.name)} must be a number, got {raw!r}"
+                    ) from None
             else:
                 values[f.name] = raw
         values.update(overrides)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE = re.compile(r"(?<=[.!?。！？]) +")
@@ -94,7 +94,7 @@ def split_text(text: str, budget: int, overlap: int) -> list[str]:
         size += cost
     if current:
         chunks.append(current)
-    return ["".join(sep + t for t, sep in chunk)[len(chunk[0][1]):] for chunk in chunks]
+    return ["".join(sep + t for t, sep in chunk)[len(chunk[0][1]) :] for chunk in chunks]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ class Chunk:
 
 
 def chunk_id(full_name: str, position: int) -> str:
-    """Stable per (repository, position): re-chunking a changed README keeps the ids of its chunks."""
+    """Stable per (repository, position): re-chunking a changed README keeps the ids of its
+    chunks."""
     return f"{full_name}#{position}"
 
 

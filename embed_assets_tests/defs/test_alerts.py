@@ -13,8 +13,13 @@ from embed_assets.definitions import build_definitions
 from embed_assets.defs.alerts import alert_sensor
 from embed_assets.defs.assets import chunks, embeddings
 from embed_assets.lib import pipeline
-from embed_assets.lib.alerts import (Alert, AlertNotDelivered, AlertRejected, AlertSettings,
-                                     post_alert)
+from embed_assets.lib.alerts import (
+    Alert,
+    AlertNotDelivered,
+    AlertRejected,
+    AlertSettings,
+    post_alert,
+)
 from embed_assets.lib.providers import build_provider
 from embed_assets_tests.helpers import ALL_TIME, source_row
 
@@ -76,6 +81,7 @@ def webhook():
 @pytest.fixture
 def alert_env(monkeypatch):
     """Alert settings for fast tests: short timeout, two attempts, no backoff."""
+
     def configure(url: str | None, **values):
         if url:
             monkeypatch.setenv("EMBED_ASSETS_ALERT_WEBHOOK_URL", url)
@@ -84,6 +90,7 @@ def alert_env(monkeypatch):
         values = {"TIMEOUT": "0.3", "MAX_ATTEMPTS": "2", "BACKOFF": "0", **values}
         for name, value in values.items():
             monkeypatch.setenv(f"EMBED_ASSETS_ALERT_{name}", value)
+
     return configure
 
 
@@ -96,9 +103,16 @@ def tick(instance, cursor=None):
 def test_post_retries_a_500_and_a_timeout_then_delivers_once(webhook, caplog):
     hook = webhook("500", "hang", "ok")
     settings = AlertSettings(webhook_url=hook.url, timeout=0.3, max_attempts=3, backoff=0)
-    alert = Alert(key="run-1|embeddings|coverage|2020-05-01", text="coverage failed",
-                  severity="ERROR", run_id="run-1", asset="embeddings", partition="2020-05-01",
-                  check="coverage", url="http://dagster.local/runs/run-1")
+    alert = Alert(
+        key="run-1|embeddings|coverage|2020-05-01",
+        text="coverage failed",
+        severity="ERROR",
+        run_id="run-1",
+        asset="embeddings",
+        partition="2020-05-01",
+        check="coverage",
+        url="http://dagster.local/runs/run-1",
+    )
     with caplog.at_level(logging.WARNING):
         assert post_alert(alert, settings) == 3
     assert len(hook.requests) == 3 and len({key for _, key in hook.requests}) == 1
@@ -111,30 +125,45 @@ def test_post_retries_a_500_and_a_timeout_then_delivers_once(webhook, caplog):
     assert SECRET not in str(rejected.value)
     hanging = webhook("hang", "hang")
     with pytest.raises(AlertNotDelivered, match="ReadTimeout") as failed:
-        post_alert(alert, AlertSettings(webhook_url=hanging.url, timeout=0.3, max_attempts=2,
-                                        backoff=0))
+        post_alert(
+            alert, AlertSettings(webhook_url=hanging.url, timeout=0.3, max_attempts=2, backoff=0)
+        )
     assert SECRET not in str(failed.value) and len(hanging.requests) == 2
 
 
 def failing_check_run(settings, store, instance):
     """Real data with a zero vector stored and an oversized chunk; the checks of embeddings
     (a blocking ERROR fails: the run fails) and of chunks (a WARN fails: the run succeeds)."""
-    store.upsert_source([source_row("acme/one", "first", when="2020-05-02"),
-                         source_row("acme/two", "second", when="2020-05-20")])
+    store.upsert_source(
+        [
+            source_row("acme/one", "first", when="2020-05-02"),
+            source_row("acme/two", "second", when="2020-05-20"),
+        ]
+    )
     pipeline.sync_repositories(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
     space = store.active_space()
-    store.execute(f'UPDATE "{store.schema}"."{space.table}" '
-                  f"SET embedding = array_fill(0, ARRAY[{space.dimensions}])::real[]::vector "
-                  "WHERE chunk_id = 'acme/two#0'")
-    store.execute(f'UPDATE "{store.schema}".chunks SET text = repeat(\'x\', 5000)')
-    defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(jobs=[
-        dg.define_asset_job("checks", selection=dg.AssetSelection.checks_for_assets(
-            chunks, embeddings))]))
+    store.execute(
+        f'UPDATE "{store.schema}"."{space.table}" '
+        f"SET embedding = array_fill(0, ARRAY[{space.dimensions}])::real[]::vector "
+        "WHERE chunk_id = 'acme/two#0'"
+    )
+    store.execute(f"UPDATE \"{store.schema}\".chunks SET text = repeat('x', 5000)")
+    defs = dg.Definitions.merge(
+        build_definitions(settings),
+        dg.Definitions(
+            jobs=[
+                dg.define_asset_job(
+                    "checks", selection=dg.AssetSelection.checks_for_assets(chunks, embeddings)
+                )
+            ]
+        ),
+    )
     tags = {"dagster/partition": "2020-05-01"}
     return defs.resolve_job_def("checks").execute_in_process(
-        instance=instance, raise_on_error=False, tags=tags)
+        instance=instance, raise_on_error=False, tags=tags
+    )
 
 
 @dg.asset
@@ -142,8 +171,9 @@ def broken() -> None:
     raise RuntimeError("the provider is down")
 
 
-def test_the_sensor_posts_each_failure_exactly_once(settings, store, webhook, alert_env,
-                                                     monkeypatch):
+def test_the_sensor_posts_each_failure_exactly_once(
+    settings, store, webhook, alert_env, monkeypatch
+):
     hook = webhook()
     alert_env(hook.url)
     monkeypatch.setenv("DAGSTER_WEBSERVER_URL", "http://dagster.local:3000/")
@@ -158,17 +188,25 @@ def test_the_sensor_posts_each_failure_exactly_once(settings, store, webhook, al
         assert SECRET not in result.skip_message
         check_alert, run_alert = sorted(hook.bodies, key=lambda b: b["check"] is None)
         assert set(check_alert) == BODY_FIELDS
-        assert {k: check_alert[k] for k in ("asset", "check", "severity", "partition", "run_id",
-                                            "url")} == {
-            "asset": "embeddings", "check": "no_zero_vectors", "severity": "ERROR",
-            "partition": "2020-05-01", "run_id": checks_run.run_id,
-            "url": f"http://dagster.local:3000/runs/{checks_run.run_id}"}
+        assert {
+            k: check_alert[k] for k in ("asset", "check", "severity", "partition", "run_id", "url")
+        } == {
+            "asset": "embeddings",
+            "check": "no_zero_vectors",
+            "severity": "ERROR",
+            "partition": "2020-05-01",
+            "run_id": checks_run.run_id,
+            "url": f"http://dagster.local:3000/runs/{checks_run.run_id}",
+        }
         assert "`embeddings.no_zero_vectors` failed (ERROR)" in check_alert["text"]
         assert f"<http://dagster.local:3000/runs/{checks_run.run_id}|run " in check_alert["text"]
         # The checks run failed because of its blocking check: that alert says it all. The
         # other failed run gets its own alert, with the failing step and the error.
-        assert (run_alert["run_id"], run_alert["asset"], run_alert["check"]) == \
-            (broken_run.run_id, "broken", None)
+        assert (run_alert["run_id"], run_alert["asset"], run_alert["check"]) == (
+            broken_run.run_id,
+            "broken",
+            None,
+        )
         assert "the provider is down" in run_alert["text"]
 
         assert tick(instance, cursor)[1] == cursor and len(hook.requests) == 2  # nothing new
@@ -179,8 +217,10 @@ def test_the_sensor_posts_each_failure_exactly_once(settings, store, webhook, al
         tick(instance, cursor)
         new = hook.bodies[2:]
         assert sorted((b["check"], b["severity"]) for b in new) == [
-            ("chunk_sizes", "WARN"), ("freshness", "WARN"),  # embeddings never materialised here
-            ("no_zero_vectors", "ERROR")]
+            ("chunk_sizes", "WARN"),
+            ("freshness", "WARN"),  # embeddings never materialised here
+            ("no_zero_vectors", "ERROR"),
+        ]
 
 
 def test_the_sensor_survives_a_webhook_that_hangs_and_delivers_later(webhook, alert_env, caplog):

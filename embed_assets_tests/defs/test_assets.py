@@ -1,13 +1,23 @@
 """Materialising the assets through Dagster, over single partitions and partition ranges."""
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from embed_assets.definitions import build_definitions
 from embed_assets_tests.helpers import source_row
 
-REQUIRED_METADATA = {"dagster/row_count", "rows_in", "added", "updated", "unchanged", "deleted",
-                     "seconds"}
+REQUIRED_METADATA = {
+    "dagster/row_count",
+    "rows_in",
+    "added",
+    "updated",
+    "unchanged",
+    "deleted",
+    "seconds",
+}
 
 
 def run(settings, instance, first, last=None):
@@ -24,8 +34,12 @@ def metadata(result, asset):
 
 
 def test_one_partition_materialises_its_rows_and_reports_metadata(settings, store):
-    store.upsert_source([source_row("a/one", "first", when="2020-05-02"),
-                         source_row("a/two", "second", when="2020-06-09")])
+    store.upsert_source(
+        [
+            source_row("a/one", "first", when="2020-05-02"),
+            source_row("a/two", "second", when="2020-06-09"),
+        ]
+    )
     with dg.instance_for_test() as instance:
         result = run(settings, instance, "2020-05-01")
     for asset in ("repositories", "chunks", "embeddings"):
@@ -34,14 +48,23 @@ def test_one_partition_materialises_its_rows_and_reports_metadata(settings, stor
         assert count == 1
     values, _ = metadata(result, "embeddings")
     assert values["embedded"] == 1 and values["dagster/row_count"] == 1
-    assert {"cache_hits", "cache_misses", "provider_calls", "latency_p50_ms",
-            "latency_p95_ms"} <= set(values)
+    assert {
+        "cache_hits",
+        "cache_misses",
+        "provider_calls",
+        "latency_p50_ms",
+        "latency_p95_ms",
+    } <= set(values)
     assert store.status(store.active_space())["chunks"] == 1  # June was not touched
 
 
 def test_a_range_is_one_run_covering_every_partition_in_it(settings, store):
-    store.upsert_source([source_row("a/one", "first", when="2019-01-02"),
-                         source_row("a/two", "second", when="2020-06-09")])
+    store.upsert_source(
+        [
+            source_row("a/one", "first", when="2019-01-02"),
+            source_row("a/two", "second", when="2020-06-09"),
+        ]
+    )
     with dg.instance_for_test() as instance:
         result = run(settings, instance, "2019-01-01", "2020-06-01")
         assert instance.get_runs_count() == 1
@@ -49,7 +72,12 @@ def test_a_range_is_one_run_covering_every_partition_in_it(settings, store):
         assert count == 18  # one materialisation per month of the range
         assert values["embedded"] == 2
         status = instance.get_status_by_partition(
-            dg.AssetKey("embeddings"), ["2019-01-01", "2019-07-01", "2020-06-01"],
-            build_definitions(settings).resolve_asset_graph().get(dg.AssetKey("embeddings")).partitions_def)
+            dg.AssetKey("embeddings"),
+            ["2019-01-01", "2019-07-01", "2020-06-01"],
+            build_definitions(settings)
+            .resolve_asset_graph()
+            .get(dg.AssetKey("embeddings"))
+            .partitions_def,
+        )
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}
     assert store.status(store.active_space())["pending"] == 0

@@ -4,7 +4,10 @@ evaluate, a blocking check that stops what is downstream, and `status --json`'s 
 import json
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from embed_assets.cli import main
 from embed_assets.definitions import build_definitions
@@ -17,38 +20,61 @@ from embed_assets_tests.helpers import ALL_TIME, source_row
 CHECK_NAMES = {
     "repositories": {"rejected_ratio", "required_fields", "no_duplicate_names"},
     "chunks": {"no_empty_chunks", "chunk_sizes", "repositories_chunked"},
-    "embeddings": {"vector_dimensions", "finite_vectors", "no_zero_vectors", "vector_norms",
-                   "coverage", "no_orphan_vectors", "refused_vectors", "freshness"},
+    "embeddings": {
+        "vector_dimensions",
+        "finite_vectors",
+        "no_zero_vectors",
+        "vector_norms",
+        "coverage",
+        "no_orphan_vectors",
+        "refused_vectors",
+        "freshness",
+    },
 }
 
 
 def evaluations(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
-    return {(e.asset_key.to_user_string(), e.check_name): e
-            for e in result.get_asset_check_evaluations()}
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def seed(store, settings):
     """Rows in May and June 2020, materialised without Dagster (as an earlier run would have)."""
-    store.upsert_source([source_row("acme/one", "first", when="2020-05-02"),
-                         source_row("acme/two", "second", when="2020-05-20"),
-                         source_row("acme/three", "third", when="2020-06-09")])
+    store.upsert_source(
+        [
+            source_row("acme/one", "first", when="2020-05-02"),
+            source_row("acme/two", "second", when="2020-05-20"),
+            source_row("acme/three", "third", when="2020-06-09"),
+        ]
+    )
     pipeline.sync_repositories(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
 
 
 def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings, store, capsys):
-    store.upsert_source([source_row("acme/one", "first", when="2020-05-02"),
-                         source_row("acme/three", "third", when="2020-07-09")])
+    store.upsert_source(
+        [
+            source_row("acme/one", "first", when="2020-05-02"),
+            source_row("acme/three", "third", when="2020-07-09"),
+        ]
+    )
     assert main(["sync", "--json"]) == 0
     run_id = json.loads(capsys.readouterr().out)["run_id"]
     assert main(["status", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
-    assert {k: status[k] for k in ("repositories", "chunks", "embeddings", "pending")} == \
-        {"repositories": 2, "chunks": 2, "embeddings": 2, "pending": 0}
+    assert {k: status[k] for k in ("repositories", "chunks", "embeddings", "pending")} == {
+        "repositories": 2,
+        "chunks": 2,
+        "embeddings": 2,
+        "pending": 0,
+    }
     ours = [c for c in status["checks"] if c["asset"] in CHECK_NAMES]
-    assert {(c["asset"], c["name"]) for c in ours} == \
-        {(a, n) for a, names in CHECK_NAMES.items() for n in names}
+    assert {(c["asset"], c["name"]) for c in ours} == {
+        (a, n) for a, names in CHECK_NAMES.items() for n in names
+    }
     for check in ours:
         assert set(check) == {"asset", "name", "partition", "passed", "severity"}
         assert check["passed"] is True, check
@@ -56,19 +82,22 @@ def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings
         assert check["partition"] == expected, check
     assert {c["severity"] for c in ours} == {"ERROR", "WARN"}
     assert main(["status"]) == 0
-    assert "passed  ERROR embeddings.coverage  (2020-05-01...2020-07-01)" in \
-        capsys.readouterr().out
+    assert "passed  ERROR embeddings.coverage  (2020-05-01...2020-07-01)" in capsys.readouterr().out
 
     with project_instance(settings) as instance:
         records = instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
-        metadata = {r.event_log_entry.dagster_event.event_specific_data.check_name:
-                    r.event_log_entry.dagster_event.event_specific_data.metadata for r in records}
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in records]
+        metadata = {evaluation.check_name: evaluation.metadata for evaluation in evaluations}
         assert metadata["coverage"]["partitions"].value == "2020-05-01...2020-07-01"
         assert metadata["freshness"]["newest_partition"].value == "2020-07-01"
         preview = instance.fetch_materializations(repositories.key, limit=5).records
-        tables = [r.asset_materialization.metadata["preview"].value for r in preview
-                  if "preview" in r.asset_materialization.metadata]
+        tables = [
+            r.asset_materialization.metadata["preview"].value
+            for r in preview
+            if "preview" in r.asset_materialization.metadata
+        ]
         # One materialisation per month of the range, all with the run's metadata.
         assert len(tables) == 3 and "| acme/one | Python | 10 | first |" in tables[0]
         assert "| acme/three | Python | 10 | third |" in tables[0]
@@ -79,24 +108,34 @@ def test_a_failing_blocking_check_stops_the_cluster_index(settings, store):
     space = store.active_space()
     # A zero vector is a valid pgvector value: stored by anything but the pipeline, it passes
     # the embeddings step (which has nothing to do) and only the checks see it.
-    store.execute(f'UPDATE "{store.schema}"."{space.table}" '
-                  f"SET embedding = array_fill(0, ARRAY[{space.dimensions}])::real[]::vector "
-                  "WHERE chunk_id = 'acme/two#0'")
+    store.execute(
+        f'UPDATE "{store.schema}"."{space.table}" '
+        f"SET embedding = array_fill(0, ARRAY[{space.dimensions}])::real[]::vector "
+        "WHERE chunk_id = 'acme/two#0'"
+    )
     # A failing ERROR check that is not blocking (on repositories) stops nothing.
-    store.execute(f"UPDATE \"{store.schema}\".repositories SET url = '' "
-                  "WHERE full_name = 'acme/one'")
+    store.execute(
+        f"UPDATE \"{store.schema}\".repositories SET url = '' WHERE full_name = 'acme/one'"
+    )
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(
-            instance=instance, raise_on_error=False,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2020-05-01",
-                  ASSET_PARTITION_RANGE_END_TAG: "2020-05-01"},
-            asset_selection=[repositories.key, chunks.key, embeddings.key, cluster_index.key])
+            instance=instance,
+            raise_on_error=False,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: "2020-05-01",
+                ASSET_PARTITION_RANGE_END_TAG: "2020-05-01",
+            },
+            asset_selection=[repositories.key, chunks.key, embeddings.key, cluster_index.key],
+        )
         assert not result.success
         found = evaluations(result)
         zero = found[("embeddings", "no_zero_vectors")]
-        assert (zero.passed, zero.severity, zero.blocking) == \
-            (False, dg.AssetCheckSeverity.ERROR, True)
+        assert (zero.passed, zero.severity, zero.blocking) == (
+            False,
+            dg.AssetCheckSeverity.ERROR,
+            True,
+        )
         assert zero.metadata["examples"].value == "- `acme/two#0: norm 0.000000`"
         assert zero.metadata["partitions"].value == "2020-05-01"
         fields = found[("repositories", "required_fields")]
@@ -109,10 +148,17 @@ def test_a_failing_blocking_check_stops_the_cluster_index(settings, store):
 
 def test_checks_run_alone_look_at_the_whole_space(settings, store):
     seed(store, settings)
-    store.execute(f'DELETE FROM "{store.schema}".chunks WHERE full_name = \'acme/three\'')
-    defs = dg.Definitions.merge(build_definitions(settings), dg.Definitions(jobs=[
-        dg.define_asset_job("chunk_checks",
-                            selection=dg.AssetSelection.checks_for_assets(chunks))]))
+    store.execute(f"DELETE FROM \"{store.schema}\".chunks WHERE full_name = 'acme/three'")
+    defs = dg.Definitions.merge(
+        build_definitions(settings),
+        dg.Definitions(
+            jobs=[
+                dg.define_asset_job(
+                    "chunk_checks", selection=dg.AssetSelection.checks_for_assets(chunks)
+                )
+            ]
+        ),
+    )
     with dg.instance_for_test() as instance:
         result = defs.resolve_job_def("chunk_checks").execute_in_process(instance=instance)
     assert result.success  # no check on chunks is blocking

@@ -5,11 +5,15 @@ import dagster as dg
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.assets import cluster_index
 from embed_assets_tests.defs.test_checks import evaluations
-from embed_assets_tests.lib.test_search_quality import embed
 from embed_assets_tests.lib.test_cluster_index import sample_rows
+from embed_assets_tests.lib.test_search_quality import embed
 
-CLUSTER_CHECKS = {"every_vector_assigned": "ERROR", "no_empty_clusters": "ERROR",
-                  "cluster_sizes": "WARN", "hnsw_recall": "ERROR"}
+CLUSTER_CHECKS = {
+    "every_vector_assigned": "ERROR",
+    "no_empty_clusters": "ERROR",
+    "cluster_sizes": "WARN",
+    "hnsw_recall": "ERROR",
+}
 
 
 def test_a_cluster_index_run_evaluates_its_checks_and_none_blocks(settings, store):
@@ -18,8 +22,9 @@ def test_a_cluster_index_run_evaluates_its_checks_and_none_blocks(settings, stor
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, asset_selection=[cluster_index.key])
         assert result.success
-        found = {name: e for (asset, name), e in evaluations(result).items()
-                 if asset == "cluster_index"}
+        found = {
+            name: e for (asset, name), e in evaluations(result).items() if asset == "cluster_index"
+        }
         assert set(found) == set(CLUSTER_CHECKS)
         for name, evaluation in found.items():
             assert evaluation.passed, (name, evaluation.description)
@@ -29,10 +34,12 @@ def test_a_cluster_index_run_evaluates_its_checks_and_none_blocks(settings, stor
         assert found["cluster_sizes"].metadata["members"].value == 150
 
         # A cluster row with no member left behind by hand: the check fails, the run does not.
-        store.execute(f'INSERT INTO "{store.schema}".clusters (space, cluster_id, size, '
-                      "vector_sum, label, representative, mean_similarity) SELECT space, 9999, "
-                      f"2, vector_sum, 'ghost', representative, 1 FROM \"{store.schema}\".clusters "
-                      "LIMIT 1")
+        store.execute(
+            f'INSERT INTO "{store.schema}".clusters (space, cluster_id, size, '
+            "vector_sum, label, representative, mean_similarity) SELECT space, 9999, "
+            f"2, vector_sum, 'ghost', representative, 1 FROM \"{store.schema}\".clusters "
+            "LIMIT 1"
+        )
         result = job.execute_in_process(instance=instance, asset_selection=[cluster_index.key])
         assert result.success
         empty = evaluations(result)[("cluster_index", "no_empty_clusters")]

@@ -9,8 +9,12 @@ from psycopg import sql
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.assets import monthly
 from embed_assets.defs.resources import resources_from
-from embed_assets.defs.sensors import (MAX_RUNS_PER_TICK, daily_newest_partition, new_source_rows,
-                                       weekly_reconciliation)
+from embed_assets.defs.sensors import (
+    MAX_RUNS_PER_TICK,
+    daily_newest_partition,
+    new_source_rows,
+    weekly_reconciliation,
+)
 from embed_assets_tests.helpers import source_row
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -18,8 +22,11 @@ START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_ran
 
 def tick(settings, instance, cursor=None):
     # Closed after use: the instance it opens from the ref must not outlive the test's.
-    with dg.build_sensor_context(instance_ref=instance.get_ref(), cursor=cursor, resources={
-            "database": resources_from(settings)["database"]}) as context:
+    with dg.build_sensor_context(
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        resources={"database": resources_from(settings)["database"]},
+    ) as context:
         return new_source_rows(context)
 
 
@@ -28,7 +35,8 @@ def ranges(result):
 
 
 def execute(settings, instance, request):
-    """What the daemon does with a run request of the sensor (its target: the partitioned assets)."""
+    """What the daemon does with a run request of the sensor (its target: the partitioned
+    assets)."""
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
     selection = [dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")]
     tags = dict(request.tags)
@@ -44,9 +52,13 @@ def test_an_empty_change_log_skips_cheaply(settings, store):
 
 
 def test_inserts_updates_and_deletes_become_runs_that_bring_the_store_up_to_date(settings, store):
-    store.upsert_source([source_row("a/one", "a parser", when="2020-01-05"),
-                         source_row("a/two", "a game", when="2020-02-07"),
-                         source_row("a/three", "a compiler", when="2023-07-01")])
+    store.upsert_source(
+        [
+            source_row("a/one", "a parser", when="2020-01-05"),
+            source_row("a/two", "a game", when="2020-02-07"),
+            source_row("a/three", "a compiler", when="2023-07-01"),
+        ]
+    )
     with dg.instance_for_test() as instance:
         first = tick(settings, instance)
         assert ranges(first) == [("2020-01-01", "2020-02-01"), ("2023-07-01", "2023-07-01")]
@@ -64,7 +76,9 @@ def test_inserts_updates_and_deletes_become_runs_that_bring_the_store_up_to_date
     status = store.status(store.active_space())
     assert (status["repositories"], status["pending"]) == (2, 0)
     assert status["embeddings"] == status["chunks"]  # the deleted row's vectors are gone
-    texts = [row[0] for row in store.execute(sql.SQL("SELECT text FROM {}").format(store.t("chunks")))]
+    texts = [
+        row[0] for row in store.execute(sql.SQL("SELECT text FROM {}").format(store.t("chunks")))
+    ]
     assert any("a faster parser" in text for text in texts)
 
 
@@ -84,7 +98,7 @@ def test_a_burst_over_hundreds_of_months_is_a_few_range_runs(settings, store):
     got = ranges(result)
     assert len(got) <= MAX_RUNS_PER_TICK
     keys = monthly.get_partition_keys()
-    covered = {k for first, last in got for k in keys[keys.index(first):keys.index(last) + 1]}
+    covered = {k for first, last in got for k in keys[keys.index(first) : keys.index(last) + 1]}
     assert {m[:8] + "01" for m in months} <= covered
     assert len({r.run_key for r in result.run_requests}) == len(got)
 
@@ -99,10 +113,14 @@ def test_weekly_reconciliation_is_one_run_over_every_month(settings, store):
     when = datetime(2026, 3, 14, 4, 30, tzinfo=UTC)
     request = weekly_reconciliation(dg.build_schedule_context(scheduled_execution_time=when))
     keys = monthly.get_partition_keys(current_time=when)
-    assert (request.tags[START], request.tags[END]) == (keys[0], keys[-1]) == (keys[0], "2026-03-01")
+    assert (
+        (request.tags[START], request.tags[END]) == (keys[0], keys[-1]) == (keys[0], "2026-03-01")
+    )
     # A row no trigger saw (triggers off, as in a restored dump) is repaired by it.
     store.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(store.source))
-    store.upsert_source([source_row("quiet/row", "written behind the log's back", when="2019-09-09")])
+    store.upsert_source(
+        [source_row("quiet/row", "written behind the log's back", when="2019-09-09")]
+    )
     store.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(store.source))
     with dg.instance_for_test() as instance:
         assert tick(settings, instance).run_requests == []
@@ -115,8 +133,12 @@ def test_the_cluster_index_follows_runs_that_leave_most_months_unmaterialised(se
     """Declarative automation: after a sensor run over a range of months (others never
     materialised, as most are empty), the cluster index is requested, once; not after a run
     whose blocking embeddings check failed."""
-    store.upsert_source([source_row("a/one", "a parser", when="2020-01-05"),
-                         source_row("a/two", "a game", when="2020-02-07")])
+    store.upsert_source(
+        [
+            source_row("a/one", "a parser", when="2020-01-05"),
+            source_row("a/two", "a game", when="2020-02-07"),
+        ]
+    )
     defs = build_definitions(settings)
     cluster_index = dg.AssetKey("cluster_index")
     with dg.instance_for_test() as instance:
@@ -133,13 +155,19 @@ def test_the_cluster_index_follows_runs_that_leave_most_months_unmaterialised(se
         # A zero vector written behind the store's back (February's repository keeps its text,
         # so no run rewrites it): the blocking `no_zero_vectors` check fails.
         space = store.active_space()
-        store.execute(sql.SQL("UPDATE {} SET embedding = array_fill(0, ARRAY[{}])::vector "
-                              "WHERE chunk_id = 'a/two#0'").format(
-            store.t(space.table), sql.Literal(space.dimensions)))
+        store.execute(
+            sql.SQL(
+                "UPDATE {} SET embedding = array_fill(0, ARRAY[{}])::vector "
+                "WHERE chunk_id = 'a/two#0'"
+            ).format(store.t(space.table), sql.Literal(space.dimensions))
+        )
         store.upsert_source([source_row("a/one", "a faster parser", when="2020-01-05")])
         run = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            instance=instance, raise_on_error=False, tags={START: "2020-01-01", END: "2020-02-01"},
-            asset_selection=[dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")])
+            instance=instance,
+            raise_on_error=False,
+            tags={START: "2020-01-01", END: "2020-02-01"},
+            asset_selection=[dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")],
+        )
         failed = [e.check_name for e in run.get_asset_check_evaluations() if not e.passed]
         assert "no_zero_vectors" in failed
         blocked = dg.evaluate_automation_conditions(defs, instance, cursor=again.cursor)

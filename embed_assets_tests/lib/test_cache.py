@@ -31,7 +31,9 @@ def test_cached_texts_are_never_sent_again(store):
     _, _, embeddings = materialise(store, again)
     assert again.sent == []
     assert embeddings["cache_hits"] == embeddings["embedded"] == chunks["row_count"]
-    assert {k: v[0] for k, v in vectors(store, again).items()} == {k: v[0] for k, v in before.items()}
+    assert {k: v[0] for k, v in vectors(store, again).items()} == {
+        k: v[0] for k, v in before.items()
+    }
 
 
 def test_hits_from_the_table_are_staged_in_the_server_and_marked_used(store):
@@ -44,21 +46,30 @@ def test_hits_from_the_table_are_staged_in_the_server_and_marked_used(store):
     table = f'"{store.schema}"."embeddings_{embeddings["space"]}"'
     stored = store.execute(f"SELECT chunk_id, embedding::text FROM {table} ORDER BY 1").fetchall()
     store.execute(f"TRUNCATE {table}")
-    store.execute(f'UPDATE "{store.schema}".embedding_cache SET used_at = now() - interval \'3 days\'')
+    store.execute(
+        f"UPDATE \"{store.schema}\".embedding_cache SET used_at = now() - interval '3 days'"
+    )
     MEMORY.clear()
     again = RecordingProvider()
     _, _, embeddings = materialise(store, again)
     assert again.sent == [] and embeddings["cache_hits"] == chunks["row_count"]
-    assert store.execute(f"SELECT chunk_id, embedding::text FROM {table} ORDER BY 1").fetchall() \
+    assert (
+        store.execute(f"SELECT chunk_id, embedding::text FROM {table} ORDER BY 1").fetchall()
         == stored
-    assert store.execute(f'SELECT count(*) FROM "{store.schema}".embedding_cache '
-                         "WHERE used_at < now() - interval '1 day'").fetchone()[0] == 0
+    )
+    assert (
+        store.execute(
+            f'SELECT count(*) FROM "{store.schema}".embedding_cache '
+            "WHERE used_at < now() - interval '1 day'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_the_offline_provider_does_not_use_the_cache(store):
     """Hashing a text is cheaper than caching its vector: nothing is stored, looked up or counted,
     and a lost vector is simply computed again."""
-    from embed_assets.lib.offline import OfflineHashingProvider
+    from embed_assets.lib.providers.offline import OfflineHashingProvider
 
     seed(store)
     provider = OfflineHashingProvider(dimensions=64)
@@ -100,7 +111,9 @@ def test_the_cache_is_bounded_by_entries_and_by_age(store):
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     result = pipeline.sync_embeddings(store, *ALL_TIME, provider, cache_max_entries=3)
     assert result["cache_evicted"] == 2 and store.cache_stats()["entries"] == 3
-    store.execute(f'UPDATE "{store.schema}".embedding_cache SET used_at = now() - interval \'40 days\'')
+    store.execute(
+        f"UPDATE \"{store.schema}\".embedding_cache SET used_at = now() - interval '40 days'"
+    )
     assert store.cache_evict(max_entries=100, max_age_days=30) == 3
     assert store.cache_stats()["entries"] == 0
 
@@ -118,6 +131,10 @@ def test_cache_stats_and_clear_from_the_cli(settings, store, capsys):
     assert main(["cache", "clear", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"removed": stats["entries"]}
     assert main(["cache", "stats", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"entries": 0, "hits": 0, "misses": 0,
-                                                   "hit_rate": 0.0}
+    assert json.loads(capsys.readouterr().out) == {
+        "entries": 0,
+        "hits": 0,
+        "misses": 0,
+        "hit_rate": 0.0,
+    }
     assert np.isfinite(stats["hit_rate"])

@@ -14,7 +14,9 @@ def month(text: str) -> datetime:
 
 
 def test_inserts_updates_and_deletes_are_read_once(store):
-    store.upsert_source([source_row("a/one", when="2020-01-05"), source_row("a/two", when="2021-03-09")])
+    store.upsert_source(
+        [source_row("a/one", when="2020-01-05"), source_row("a/two", when="2021-03-09")]
+    )
     first = read_changes(store, ChangeCursor())
     assert first.months == {month("2020-01-01"), month("2021-03-01")}
     assert first.count == 2 and first.cursor.gaps == ()
@@ -36,8 +38,12 @@ def test_stars_only_changes_are_not_logged(store):
 def test_a_change_committed_late_with_a_lower_id_is_not_skipped(store, settings):
     """Writer A logs a change (id n) but commits after writer B (id n+1) and after a read."""
     with psycopg.connect(settings.database_url) as slow:  # not autocommit: a transaction stays open
-        slow.execute(sql.SQL("INSERT INTO {} (full_name, description, created_at) "
-                             "VALUES ('slow/writer', 'x', '2019-06-01')").format(store.source))
+        slow.execute(
+            sql.SQL(
+                "INSERT INTO {} (full_name, description, created_at) "
+                "VALUES ('slow/writer', 'x', '2019-06-01')"
+            ).format(store.source)
+        )
         store.upsert_source([source_row("fast/writer", when="2022-02-02")])
         early = read_changes(store, ChangeCursor())
         assert early.months == {month("2022-02-01")}
@@ -53,8 +59,10 @@ def test_a_writer_older_than_the_one_that_committed_still_holds_its_gap(store, s
     """C takes its transaction id first; W logs id n, C logs n+1 and commits; while W runs, the
     gap at n must survive every read (W is not older than the reader's snapshot horizon)."""
     insert = sql.SQL("INSERT INTO {} (full_name, description, created_at) VALUES (%s, 'x', %s)")
-    with psycopg.connect(settings.database_url) as crawler, \
-            psycopg.connect(settings.database_url) as writer:
+    with (
+        psycopg.connect(settings.database_url) as crawler,
+        psycopg.connect(settings.database_url) as writer,
+    ):
         crawler.execute("SELECT pg_current_xact_id()")  # C's id, lower than W's
         writer.execute(insert.format(store.source), ("w/late", "2018-03-03"))
         crawler.execute(insert.format(store.source), ("c/early", "2022-02-02"))
@@ -83,8 +91,11 @@ def test_a_read_cut_by_the_limit_expires_no_gap(store, settings):
 
 def test_a_rolled_back_change_leaves_a_gap_that_expires(store, settings):
     with psycopg.connect(settings.database_url) as aborted:
-        aborted.execute(sql.SQL("INSERT INTO {} (full_name, description) VALUES ('gone/row', 'x')")
-                        .format(store.source))
+        aborted.execute(
+            sql.SQL("INSERT INTO {} (full_name, description) VALUES ('gone/row', 'x')").format(
+                store.source
+            )
+        )
         store.upsert_source([source_row("kept/row")])
         cursor = read_changes(store, ChangeCursor()).cursor
         assert cursor.gaps
@@ -116,9 +127,14 @@ def test_ranges_merge_neighbours_and_smallest_gaps_first():
     assert partition_ranges(["2020-03-01", "2020-04-01"], KEYS, 3) == [("2020-03-01", "2020-04-01")]
     changed = ["2020-01-01", "2020-02-01", "2020-05-01", "2020-06-01", "2020-12-01"]
     assert partition_ranges(changed, KEYS, 3) == [
-        ("2020-01-01", "2020-02-01"), ("2020-05-01", "2020-06-01"), ("2020-12-01", "2020-12-01")]
-    assert partition_ranges(changed, KEYS, 2) == [("2020-01-01", "2020-06-01"),
-                                                  ("2020-12-01", "2020-12-01")]
+        ("2020-01-01", "2020-02-01"),
+        ("2020-05-01", "2020-06-01"),
+        ("2020-12-01", "2020-12-01"),
+    ]
+    assert partition_ranges(changed, KEYS, 2) == [
+        ("2020-01-01", "2020-06-01"),
+        ("2020-12-01", "2020-12-01"),
+    ]
     assert partition_ranges(changed, KEYS, 1) == [("2020-01-01", "2020-12-01")]
     assert partition_ranges(["1999-01-01"], KEYS, 2) == []  # no such partition
 
@@ -128,12 +144,14 @@ def test_a_burst_over_hundreds_of_partitions_is_a_bounded_number_of_ranges():
     burst = keys[::2]  # every other month: 150 separate partitions
     ranges = partition_ranges(burst, keys, 4)
     assert len(ranges) == 4
-    covered = {k for first, last in ranges for k in keys[keys.index(first):keys.index(last) + 1]}
+    covered = {k for first, last in ranges for k in keys[keys.index(first) : keys.index(last) + 1]}
     assert set(burst) <= covered
 
 
 def logged(store) -> int:
-    return store.execute(sql.SQL("SELECT count(*) FROM {}").format(store.t("source_changes"))).fetchone()[0]
+    return store.execute(
+        sql.SQL("SELECT count(*) FROM {}").format(store.t("source_changes"))
+    ).fetchone()[0]
 
 
 def test_the_log_keeps_what_a_reader_has_not_read_and_drops_the_rest(store, settings):
@@ -151,8 +169,12 @@ def test_the_log_keeps_what_a_reader_has_not_read_and_drops_the_rest(store, sett
 
 def test_a_change_not_yet_visible_is_never_dropped_before_it_is_read(store, settings):
     with psycopg.connect(settings.database_url) as slow:
-        slow.execute(sql.SQL("INSERT INTO {} (full_name, description, created_at) "
-                             "VALUES ('slow/writer', 'x', '2019-06-01')").format(store.source))
+        slow.execute(
+            sql.SQL(
+                "INSERT INTO {} (full_name, description, created_at) "
+                "VALUES ('slow/writer', 'x', '2019-06-01')"
+            ).format(store.source)
+        )
         store.upsert_source([source_row("fast/writer")])
         early = read_changes(store, ChangeCursor()).cursor
         record_reader(store, "sync", early)

@@ -5,26 +5,37 @@ import json
 
 from embed_assets.cli import main
 from embed_assets.lib import pipeline
-from embed_assets.lib.cluster_index import sync_cluster_index
-from embed_assets.lib.offline import OfflineHashingProvider
+from embed_assets.lib.clusters.index import sync_cluster_index
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.sample import generate_repositories
 from embed_assets_tests.helpers import ALL_TIME, source_row
 
 THRESHOLD = 0.3
-DESCRIPTION = ("A fast and friendly static site generator written in Go, with live reload, "
-               "themes, shortcodes and Markdown content")
+DESCRIPTION = (
+    "A fast and friendly static site generator written in Go, with live reload, "
+    "themes, shortcodes and Markdown content"
+)
 
 
 def sample_rows(n: int, seed: int = 1) -> list[tuple]:
-    return [source_row(r["full_name"], r["description"] or "no description", language=r["language"],
-                       topics=r["topics"], when=r["created_at"].date().isoformat())
-            for r in generate_repositories(n, seed=seed)]
+    return [
+        source_row(
+            r["full_name"],
+            r["description"] or "no description",
+            language=r["language"],
+            topics=r["topics"],
+            when=r["created_at"].date().isoformat(),
+        )
+        for r in generate_repositories(n, seed=seed)
+    ]
 
 
 def index(store, full: bool = False) -> dict:
     provider = OfflineHashingProvider(dimensions=384)
     for step in (pipeline.sync_repositories, pipeline.sync_chunks, pipeline.sync_embeddings):
-        args = {pipeline.sync_chunks: (400, 80), pipeline.sync_embeddings: (provider,)}.get(step, ())
+        args = {pipeline.sync_chunks: (400, 80), pipeline.sync_embeddings: (provider,)}.get(
+            step, ()
+        )
         step(store, *ALL_TIME, *args)
     return sync_cluster_index(store, threshold=THRESHOLD, near_duplicate=0.95, full=full)
 
@@ -60,14 +71,19 @@ def test_new_rows_join_incrementally_and_nothing_else_moves(store):
 
 
 def test_vanished_rows_leave_their_clusters_and_empty_clusters_go(store):
-    store.upsert_source(sample_rows(200) + [source_row("lonely/one", "zzzz qqqq xxxx unique words")])
+    store.upsert_source(
+        sample_rows(200) + [source_row("lonely/one", "zzzz qqqq xxxx unique words")]
+    )
     index(store)
     lonely = assignments(store)["lonely/one"]
-    store.execute(f'DELETE FROM "{store.schema}".repositories_source WHERE full_name = %s',
-                  ("lonely/one",))
+    store.execute(
+        f'DELETE FROM "{store.schema}".repositories_source WHERE full_name = %s', ("lonely/one",)
+    )
     result = index(store)
     assert result["deleted"] == 1 and "lonely/one" not in assignments(store)
-    assert lonely not in {c["cluster_id"] for c in store.list_clusters(store.active_space(), 10_000, 0)}
+    assert lonely not in {
+        c["cluster_id"] for c in store.list_clusters(store.active_space(), 10_000, 0)
+    }
 
 
 def test_a_full_re_cluster_keeps_ids_and_operator_edits(store):
@@ -85,7 +101,9 @@ def test_a_full_re_cluster_keeps_ids_and_operator_edits(store):
     assert removed not in after
     same = sum(1 for name, cluster in after.items() if before.get(name) == cluster)
     assert same >= 0.9 * len(after)  # ids are stable across a re-cluster of unchanged data
-    kept = [c for c in store.list_clusters(space, 10_000, 0) if c["cluster_id"] == biggest["cluster_id"]]
+    kept = [
+        c for c in store.list_clusters(space, 10_000, 0) if c["cluster_id"] == biggest["cluster_id"]
+    ]
     assert kept and kept[0]["note"] == "triaged" and kept[0]["resolved_at"] is not None
     store.upsert_source(sample_rows(320))
     index(store)
@@ -93,8 +111,10 @@ def test_a_full_re_cluster_keeps_ids_and_operator_edits(store):
 
 
 def test_near_duplicates_are_marked_both_ways(store):
-    store.upsert_source(sample_rows(100) + [source_row("twin/site-gen", DESCRIPTION),
-                                            source_row("twin/site-gen-fork", DESCRIPTION)])
+    store.upsert_source(
+        sample_rows(100)
+        + [source_row("twin/site-gen", DESCRIPTION), source_row("twin/site-gen-fork", DESCRIPTION)]
+    )
     index(store)
     space = store.active_space()
     cluster = assignments(store)["twin/site-gen"]
@@ -116,9 +136,14 @@ def test_clusters_cli(settings, store, capsys):
     assert len(listed) == 3 and listed[0]["size"] >= listed[1]["size"]
     assert {"cluster_id", "size", "label", "members"} <= set(listed[0])
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
-    assert [m["full_name"] for m in shown["members"]][:len(listed[0]["members"])] == listed[0]["members"]
+    assert [m["full_name"] for m in shown["members"]][: len(listed[0]["members"])] == listed[0][
+        "members"
+    ]
     member = listed[0]["members"][0]
-    assert run("clusters", "remove", member) == {"removed": member, "cluster_id": listed[0]["cluster_id"]}
+    assert run("clusters", "remove", member) == {
+        "removed": member,
+        "cluster_id": listed[0]["cluster_id"],
+    }
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
     assert member not in [m["full_name"] for m in shown["members"]]
     assert shown["size"] == listed[0]["size"] - 1

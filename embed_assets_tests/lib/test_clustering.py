@@ -3,8 +3,8 @@ import pytest
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from embed_assets.lib import clustering
-from embed_assets.lib.clustering import (
+from embed_assets.lib.clusters import algorithm as clustering
+from embed_assets.lib.clusters.algorithm import (
     ClusterState,
     assign,
     drift,
@@ -17,8 +17,8 @@ from embed_assets.lib.clustering import (
     representatives,
     summary,
 )
-from embed_assets.lib.labels import cluster_labels
-from embed_assets.lib.offline import OfflineHashingProvider
+from embed_assets.lib.clusters.labels import cluster_labels
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.sample import generate_repositories
 from embed_assets.lib.text import repository_text
 
@@ -38,7 +38,10 @@ def blobs(centres: int, per: int, member_cos: float = 0.8, d: int = 64, seed: in
 
 
 def recomputed(vectors: np.ndarray, ids: np.ndarray) -> dict[int, tuple[np.ndarray, int]]:
-    return {int(i): (vectors[ids == i].astype(np.float64).sum(axis=0), int((ids == i).sum())) for i in np.unique(ids)}
+    return {
+        int(i): (vectors[ids == i].astype(np.float64).sum(axis=0), int((ids == i).sum()))
+        for i in np.unique(ids)
+    }
 
 
 def assert_state_matches(state: ClusterState, vectors: np.ndarray, ids: np.ndarray) -> None:
@@ -116,7 +119,11 @@ def test_full_cluster_recovers_well_separated_blobs():
     vectors, truth = blobs(20, 50, seed=4)
     labels = full_cluster(vectors, threshold=0.5)
     assert adjusted_rand_score(truth, labels) > 0.99
-    assert labels.dtype == np.int64 and labels.min() == 0 and labels.max() == len(np.unique(labels)) - 1
+    assert (
+        labels.dtype == np.int64
+        and labels.min() == 0
+        and labels.max() == len(np.unique(labels)) - 1
+    )
     assert np.array_equal(labels, full_cluster(vectors, threshold=0.5))
 
 
@@ -125,12 +132,17 @@ def test_full_cluster_in_small_cells_and_batches_still_recovers_blobs(cell_size)
     vectors, truth = blobs(20, 50, seed=5)
     labels = full_cluster(vectors, threshold=0.5, cell_size=cell_size, batch_size=64)
     assert adjusted_rand_score(truth, labels) > 0.95
-    assert np.array_equal(labels, full_cluster(vectors, threshold=0.5, cell_size=cell_size, batch_size=64))
+    assert np.array_equal(
+        labels, full_cluster(vectors, threshold=0.5, cell_size=cell_size, batch_size=64)
+    )
 
 
 def test_full_cluster_groups_generated_repositories():
     rows = generate_repositories(2000, seed=7)
-    texts = [repository_text(r["full_name"], r["description"], r["language"], r["topics"], None) for r in rows]
+    texts = [
+        repository_text(r["full_name"], r["description"], r["language"], r["topics"], None)
+        for r in rows
+    ]
     vectors = OfflineHashingProvider().embed(texts)
     groups = [r["group"] for r in rows]
     labels = full_cluster(vectors)
@@ -164,7 +176,8 @@ def test_match_ids_keeps_ids_across_a_recluster_and_gives_fresh_ones_to_new_clus
 
 
 def test_match_ids_on_a_split_a_merge_and_a_mixture():
-    # Old cluster 5 splits 6 + 4: the larger part keeps 5. Old 6 and 7 merge 3 + 2: the majority's id.
+    # Old cluster 5 splits 6 + 4: the larger part keeps 5. Old 6 and 7 merge 3 + 2: the majority's
+    # id.
     # A mixture (2 from 8, 2 from 9, 1 from 5: no majority) and a cluster of new members: fresh ids.
     old = np.array([5] * 6 + [5] * 4 + [6] * 3 + [7] * 2 + [8, 8, 9, 9, 5] + [-1] * 4)
     new = np.array([0] * 6 + [1] * 4 + [2] * 5 + [3] * 5 + [4] * 4)
@@ -193,7 +206,9 @@ def test_summary_is_exact_and_drift_triggers_the_recluster_rule():
     due, reason = needs_full_recluster(grown)
     assert due and "cluster count grew by 50%" in reason
 
-    looser = drift({**baseline, "member_similarity": baseline["member_similarity"] - 0.05}, baseline)
+    looser = drift(
+        {**baseline, "member_similarity": baseline["member_similarity"] - 0.05}, baseline
+    )
     due, reason = needs_full_recluster(looser)
     assert due and "similarity fell by 0.050" in reason
     assert needs_full_recluster(looser, max_similarity_drop=0.1)[0] is False
@@ -230,20 +245,31 @@ def test_near_duplicates_bounds_output_and_cuts_large_clusters():
     assert len(pairs) == 37 * 3 + 2 + 1  # each member links to (at most) 3 later ones
     vectors, truth = blobs(6, 30, member_cos=0.9, d=32, seed=11)
     labels = np.zeros(len(vectors), np.int64)  # one large cluster, cut into groups of at most 40
-    duplicates = {(i, j) for i, j, _ in near_duplicates(vectors, labels, threshold=0.75, max_group=40)}
-    exact = {(i, j) for i, j, _ in near_duplicates(vectors, labels, threshold=0.75, per_member=len(vectors))}
+    duplicates = {
+        (i, j) for i, j, _ in near_duplicates(vectors, labels, threshold=0.75, max_group=40)
+    }
+    exact = {
+        (i, j)
+        for i, j, _ in near_duplicates(vectors, labels, threshold=0.75, per_member=len(vectors))
+    }
     assert duplicates and duplicates <= exact
     assert all(truth[i] == truth[j] for i, j in exact)
 
 
 def test_labels_pick_each_clusters_distinguishing_terms():
     texts = {
-        1: ["acme/pgvec\nVector similarity search in Postgres\nLanguage: C\nTopics: postgres, vector-search",
+        1: [
+            "acme/pgvec\nVector similarity search in Postgres\nLanguage: C\nTopics: postgres, "
+            "vector-search",
             "bob/pg-embed\nStore embeddings as vectors in Postgres\nLanguage: Python",
-            "carol/vecstore\nA postgres extension for vector search\nLanguage: Rust"],
-        2: ["acme/blaze\nA 2D game engine for pixel art games\nLanguage: C++\nTopics: game-engine, gamedev",
+            "carol/vecstore\nA postgres extension for vector search\nLanguage: Rust",
+        ],
+        2: [
+            "acme/blaze\nA 2D game engine for pixel art games\nLanguage: C++\nTopics: game-engine, "
+            "gamedev",
             "dave/orbit\nGame engine with physics and rendering\nLanguage: Rust",
-            "erin/tiny-engine\nTiny game engine written in Lua\nLanguage: Lua"],
+            "erin/tiny-engine\nTiny game engine written in Lua\nLanguage: Lua",
+        ],
         3: ["zed/notes\nLanguage: Python"],
     }
     labels = cluster_labels(texts, top_terms=3)

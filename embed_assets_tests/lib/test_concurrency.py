@@ -43,26 +43,42 @@ def run_both(settings, window_a, window_b, provider):
 
 
 def test_two_runs_over_one_window_embed_each_text_once_and_write_no_duplicates(store, settings):
-    store.upsert_source([source_row(f"org/repo{i}", f"Project {i} parses {i % 7} formats",
-                                    when=f"20{10 + i % 12}-0{1 + i % 9}-15") for i in range(300)])
+    store.upsert_source(
+        [
+            source_row(
+                f"org/repo{i}",
+                f"Project {i} parses {i % 7} formats",
+                when=f"20{10 + i % 12}-0{1 + i % 9}-15",
+            )
+            for i in range(300)
+        ]
+    )
     provider = SlowProvider()
     run_both(settings, ALL_TIME, ALL_TIME, provider)
     sent = Counter(provider.sent)
     assert sent and max(sent.values()) == 1
     table = f"embeddings_{space_name(provider.model, provider.dimensions)}"
     rows, distinct = store.execute(
-        f'SELECT count(*), count(DISTINCT chunk_id) FROM "{store.schema}"."{table}"').fetchone()
+        f'SELECT count(*), count(DISTINCT chunk_id) FROM "{store.schema}"."{table}"'
+    ).fetchone()
     assert rows == distinct == store.status(store.active_space())["chunks"]
     assert store.status(store.active_space())["pending"] == 0
 
 
 def test_overlapping_ranges_embed_each_text_once(store, settings):
-    store.upsert_source([source_row(f"org/repo{i}", f"Tool {i} for {i % 5} things",
-                                    when=f"2020-{1 + i % 12:02d}-10") for i in range(240)])
+    store.upsert_source(
+        [
+            source_row(
+                f"org/repo{i}", f"Tool {i} for {i % 5} things", when=f"2020-{1 + i % 12:02d}-10"
+            )
+            for i in range(240)
+        ]
+    )
     provider = SlowProvider()
     utc = lambda *a: datetime(*a, tzinfo=UTC)  # noqa: E731
-    run_both(settings, (utc(2020, 1, 1), utc(2020, 9, 1)), (utc(2020, 5, 1), utc(2021, 1, 1)),
-             provider)
+    run_both(
+        settings, (utc(2020, 1, 1), utc(2020, 9, 1)), (utc(2020, 5, 1), utc(2021, 1, 1)), provider
+    )
     assert max(Counter(provider.sent).values()) == 1
     assert store.status(store.active_space())["pending"] == 0
 
@@ -73,6 +89,7 @@ def test_a_window_lock_is_released_when_its_connection_dies(store, settings):
         lock = other.window_lock("embeddings.x", start, end)
         lock.__enter__()  # held, then the connection goes away without releasing it
     with store.window_lock("embeddings.x", start, end):  # would wait for ever otherwise
-        held = store.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-                             "AND pid = pg_backend_pid()").fetchone()[0]
+        held = store.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+        ).fetchone()[0]
     assert held == 2  # January and February

@@ -1,4 +1,5 @@
-"""The GitHub source against a local fake of GitHub's REST API, with injected rate limits and faults."""
+"""The GitHub source against a local fake of GitHub's REST API, with injected rate limits and
+faults."""
 
 import logging
 import socket
@@ -7,8 +8,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from embed_assets.lib.github import GitHubClient, GitHubError, MemoryETags
-from embed_assets.lib.github_source import search_rows, starred_rows
+from embed_assets.lib.sources.github.client import GitHubClient, GitHubError, MemoryETags
+from embed_assets.lib.sources.github.load import search_rows, starred_rows
 from embed_assets_tests.github_server import FakeGitHub, make_repositories, repository
 
 TOKEN = "ghp_test-VERY-SECRET-0123456789"
@@ -16,8 +17,9 @@ YEAR_2020 = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
 NOW = 1_700_000_000.0  # the client's clock in rate-limit tests: 2023-11-14T22:13:20Z
 
 
-def client(server: FakeGitHub, sleeps: list | None = None, token: str | None = TOKEN,
-           **options) -> GitHubClient:
+def client(
+    server: FakeGitHub, sleeps: list | None = None, token: str | None = TOKEN, **options
+) -> GitHubClient:
     sleep = sleeps.append if sleeps is not None else _no_sleep
     return GitHubClient(token, base_url=server.url, sleep=sleep, **options)
 
@@ -42,8 +44,10 @@ def test_search_follows_link_pages_with_githubs_headers():
     assert rejected == []
     assert (stats["requests"], stats["pages"], stats["windows_split"]) == (3, 3, 0)
     first, *rest = server.requests
-    assert first.query == {"q": "created:2020-01-01T00:00:00Z..2020-12-31T23:59:59Z",
-                           "per_page": "100"}
+    assert first.query == {
+        "q": "created:2020-01-01T00:00:00Z..2020-12-31T23:59:59Z",
+        "per_page": "100",
+    }
     assert [r.query.get("page") for r in rest] == ["2", "3"]
     assert all(r.query["q"] == first.query["q"] for r in rest)
     assert first.headers["authorization"] == f"Bearer {TOKEN}"
@@ -57,27 +61,35 @@ def test_search_follows_link_pages_with_githubs_headers():
 
 
 def test_window_is_half_open_utc_and_words_filter_the_rest():
-    inside = [repository("a/first-second", "2020-01-01T00:00:00Z", description="needle here"),
-              repository("a/last-second", "2020-01-31T23:59:59Z", description="a needle"),
-              repository("a/no-match", "2020-01-15T00:00:00Z", description="hay")]
-    outside = [repository("a/needle-before", "2019-12-31T23:59:59Z"),
-               repository("a/needle-at-end", "2020-02-01T00:00:00Z")]
+    inside = [
+        repository("a/first-second", "2020-01-01T00:00:00Z", description="needle here"),
+        repository("a/last-second", "2020-01-31T23:59:59Z", description="a needle"),
+        repository("a/no-match", "2020-01-15T00:00:00Z", description="hay"),
+    ]
+    outside = [
+        repository("a/needle-before", "2019-12-31T23:59:59Z"),
+        repository("a/needle-at-end", "2020-02-01T00:00:00Z"),
+    ]
     start, end = datetime(2020, 1, 1), datetime(2020, 2, 1)  # naive: taken as UTC
     with FakeGitHub(inside + outside) as server, client(server, token=None) as github:
         rows, _, _ = search_rows(github, "needle", start, end)
     assert sorted(names(rows)) == ["a/first-second", "a/last-second"]
-    assert {row.created_at for row in rows} == {datetime(2020, 1, 1, tzinfo=UTC),
-                                                datetime(2020, 1, 31, 23, 59, 59, tzinfo=UTC)}
+    assert {row.created_at for row in rows} == {
+        datetime(2020, 1, 1, tzinfo=UTC),
+        datetime(2020, 1, 31, 23, 59, 59, tzinfo=UTC),
+    }
     assert "authorization" not in server.requests[0].headers
 
 
 def test_window_over_the_cap_is_split_and_comes_back_complete():
-    january = make_repositories(2500, datetime(2024, 1, 1, tzinfo=UTC),
-                                datetime(2024, 2, 1, tzinfo=UTC))
+    january = make_repositories(
+        2500, datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+    )
     others = year_2020(100, prefix="other")
     with FakeGitHub(january + others) as server, client(server) as github:
-        rows, rejected, stats = search_rows(github, "", datetime(2024, 1, 1, tzinfo=UTC),
-                                            datetime(2024, 2, 1, tzinfo=UTC))
+        rows, rejected, stats = search_rows(
+            github, "", datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 2, 1, tzinfo=UTC)
+        )
     assert len(rows) == 2500 and rejected == []
     assert sorted(names(rows)) == sorted(r["full_name"] for r in january)
     assert stats["windows_split"] == 3  # 2,500 → two of ~1,250 → four of ~625
@@ -89,20 +101,25 @@ def test_one_second_over_the_cap_is_reported_truncated_not_silently_cut():
     second = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
     crowd = make_repositories(1200, second, datetime(2024, 3, 1, 12, 0, 1, tzinfo=UTC))
     with FakeGitHub(crowd) as server, client(server) as github:
-        rows, _, stats = search_rows(github, "", datetime(2024, 3, 1, tzinfo=UTC),
-                                     datetime(2024, 3, 2, tzinfo=UTC))
+        rows, _, stats = search_rows(
+            github, "", datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 2, tzinfo=UTC)
+        )
     assert len(rows) == 1000
-    assert stats["truncated_windows"] == ["2024-03-01T12:00:00Z..2024-03-01T12:00:00Z: 1000 of 1200"]
+    assert stats["truncated_windows"] == [
+        "2024-03-01T12:00:00Z..2024-03-01T12:00:00Z: 1000 of 1200"
+    ]
     assert stats["windows_split"] >= 16  # a day halved down to one second
     assert {r.status for r in server.requests} == {200}
 
 
 def test_fake_refuses_pages_past_the_cap_like_github():
     with FakeGitHub(year_2020(1100)) as server:
-        response = httpx.get(f"{server.url}/search/repositories",
-                             params={"q": "repo", "per_page": 100, "page": 11})
-        last = httpx.get(f"{server.url}/search/repositories",
-                         params={"q": "repo", "per_page": 100, "page": 10})
+        response = httpx.get(
+            f"{server.url}/search/repositories", params={"q": "repo", "per_page": 100, "page": 11}
+        )
+        last = httpx.get(
+            f"{server.url}/search/repositories", params={"q": "repo", "per_page": 100, "page": 10}
+        )
     assert response.status_code == 422
     assert "first 1000" in response.json()["message"]
     assert last.json()["total_count"] == 1100 and "next" not in last.links
@@ -204,8 +221,9 @@ def test_connection_errors_are_retried_then_fail():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     sleeps = []
-    github = GitHubClient(TOKEN, base_url=f"http://127.0.0.1:{port}", sleep=sleeps.append,
-                          max_attempts=3)
+    github = GitHubClient(
+        TOKEN, base_url=f"http://127.0.0.1:{port}", sleep=sleeps.append, max_attempts=3
+    )
     with github, pytest.raises(GitHubError, match="failed 3 attempts; last: ConnectError"):
         starred_rows(github, "alice")
     assert sleeps == [1.0, 2.0]
@@ -246,14 +264,19 @@ def test_starred_follows_pages_for_a_user_and_for_the_token_owner():
 
 def test_bad_items_are_rejected_with_a_reason_and_the_rest_kept():
     good = year_2020(3)
-    bad = [repository("not a repository name", "2020-05-05T00:00:00Z"),
-           repository("someone/no-time", None),
-           {**repository("someone/odd-stars", "2020-05-05T00:00:00Z"), "stargazers_count": -4}]
+    bad = [
+        repository("not a repository name", "2020-05-05T00:00:00Z"),
+        repository("someone/no-time", None),
+        {**repository("someone/odd-stars", "2020-05-05T00:00:00Z"), "stargazers_count": -4},
+    ]
     with FakeGitHub(stars={"alice": good[:2] + bad + good[2:]}) as server, client(server) as github:
         rows, rejected, _ = starred_rows(github, "alice")
     assert names(rows) == [r["full_name"] for r in good]
     assert [(r.row, r.full_name) for r in rejected] == [
-        (3, None), (4, "someone/no-time"), (5, "someone/odd-stars")]
+        (3, None),
+        (4, "someone/no-time"),
+        (5, "someone/odd-stars"),
+    ]
     assert "full_name: not an 'owner/name'" in rejected[0].reason
     assert rejected[1].reason == "created_at: empty; a time is required"
     assert "stars: negative" in rejected[2].reason

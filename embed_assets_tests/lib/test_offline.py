@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embed_assets.lib import offline
-from embed_assets.lib.offline import OfflineHashingProvider
+from embed_assets.lib.providers import offline
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,11 @@ def provider() -> OfflineHashingProvider:
 
 
 def test_identity_matches_settings_convention(provider):
-    assert (provider.name, provider.model, provider.dimensions) == ("offline", "offline-hash-v1", 384)
+    assert (provider.name, provider.model, provider.dimensions) == (
+        "offline",
+        "offline-hash-v1",
+        384,
+    )
 
 
 @pytest.mark.parametrize("dimensions", [64, 100, 384])
@@ -66,35 +70,44 @@ def test_same_text_gives_identical_bytes(provider):
 def test_deterministic_across_processes_with_different_hash_seeds(provider):
     script = (
         "import json, sys\n"
-        "from embed_assets.lib.offline import OfflineHashingProvider\n"
+        "from embed_assets.lib.providers.offline import OfflineHashingProvider\n"
         "sys.stdout.buffer.write(OfflineHashingProvider().embed(json.load(sys.stdin)).tobytes())\n"
     )
     expected = provider.embed(TEXTS).tobytes()
     for seed in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO_ROOT)}
         result = subprocess.run(
-            [sys.executable, "-c", script], input=json.dumps(TEXTS).encode(),
-            capture_output=True, check=True, env=env, cwd=REPO_ROOT, timeout=120,
+            [sys.executable, "-c", script],
+            input=json.dumps(TEXTS).encode(),
+            capture_output=True,
+            check=True,
+            env=env,
+            cwd=REPO_ROOT,
+            timeout=120,
         )
         assert result.stdout == expected
 
 
 def test_texts_sharing_words_are_more_similar(provider):
-    query, related, unrelated = provider.embed([
-        "vector similarity search extension for postgres",
-        "open-source vector similarity search for postgres",
-        "a static site generator written in go",
-    ])
+    query, related, unrelated = provider.embed(
+        [
+            "vector similarity search extension for postgres",
+            "open-source vector similarity search for postgres",
+            "a static site generator written in go",
+        ]
+    )
     assert cosine(query, related) > 0.5
     assert cosine(query, related) > cosine(query, unrelated) + 0.3
 
 
 def test_one_word_change_moves_the_vector_a_little(provider):
-    base, changed, other = provider.embed([
-        "A fast and correct JSON parser for Rust with zero copy deserialization",
-        "A fast and correct JSON parser for Go with zero copy deserialization",
-        "Machine learning tutorials and notebooks for beginners",
-    ])
+    base, changed, other = provider.embed(
+        [
+            "A fast and correct JSON parser for Rust with zero copy deserialization",
+            "A fast and correct JSON parser for Go with zero copy deserialization",
+            "Machine learning tutorials and notebooks for beginners",
+        ]
+    )
     assert cosine(base, changed) > 0.8
     assert cosine(base, changed) > cosine(base, other)
 
@@ -162,10 +175,14 @@ def test_large_batch_equals_small_batches(provider, monkeypatch):
         " ".join(rng.choice(vocabulary, size=rng.integers(1, 40)))
         for _ in range(2 * offline._SLICE_TEXTS + 123)
     ]
-    texts[17] = "a much longer text " * 2000  # longer than a whole slice once slices are 1,000 chars
+    texts[17] = (
+        "a much longer text " * 2000
+    )  # longer than a whole slice once slices are 1,000 chars
     in_small_batches = np.concatenate(
         [provider.embed(texts[i : i + 50]) for i in range(0, len(texts), 50)]
     )
     assert np.array_equal(provider.embed(texts), in_small_batches)
-    monkeypatch.setattr(offline, "_SLICE_CHARS", 1000)  # slices bounded by code points, not by texts
+    monkeypatch.setattr(
+        offline, "_SLICE_CHARS", 1000
+    )  # slices bounded by code points, not by texts
     assert np.array_equal(provider.embed(texts), in_small_batches)

@@ -10,15 +10,27 @@ from embed_assets.lib import pipeline, quality
 from embed_assets.lib.settings import SettingError
 from embed_assets_tests.helpers import ALL_TIME, RecordingProvider, source_row
 
-MAY = quality.Window(datetime(2020, 5, 1, tzinfo=UTC), datetime(2020, 6, 1, tzinfo=UTC),
-                     "2020-05-01")
-JUNE = quality.Window(datetime(2020, 6, 1, tzinfo=UTC), datetime(2020, 7, 1, tzinfo=UTC),
-                      "2020-06-01")
-CHECKS = [quality.rejected_ratio, quality.required_fields, quality.duplicate_names,
-          quality.no_empty_chunks, quality.chunk_sizes, quality.repositories_chunked,
-          quality.vector_dimensions, quality.finite_vectors, quality.no_zero_vectors,
-          quality.vector_norms, quality.coverage, quality.no_orphan_vectors,
-          quality.refused_vectors]
+MAY = quality.Window(
+    datetime(2020, 5, 1, tzinfo=UTC), datetime(2020, 6, 1, tzinfo=UTC), "2020-05-01"
+)
+JUNE = quality.Window(
+    datetime(2020, 6, 1, tzinfo=UTC), datetime(2020, 7, 1, tzinfo=UTC), "2020-06-01"
+)
+CHECKS = [
+    quality.rejected_ratio,
+    quality.required_fields,
+    quality.duplicate_names,
+    quality.no_empty_chunks,
+    quality.chunk_sizes,
+    quality.repositories_chunked,
+    quality.vector_dimensions,
+    quality.finite_vectors,
+    quality.no_zero_vectors,
+    quality.vector_norms,
+    quality.coverage,
+    quality.no_orphan_vectors,
+    quality.refused_vectors,
+]
 
 
 def materialise(store, provider=None):
@@ -28,17 +40,23 @@ def materialise(store, provider=None):
 
 
 def seed(store, *extra):
-    store.upsert_source([source_row("acme/one", "first", when="2020-05-02"),
-                         source_row("acme/two", "second", when="2020-05-20"),
-                         source_row("acme/three", "third", when="2020-06-09"), *extra])
+    store.upsert_source(
+        [
+            source_row("acme/one", "first", when="2020-05-02"),
+            source_row("acme/two", "second", when="2020-05-20"),
+            source_row("acme/three", "third", when="2020-06-09"),
+            *extra,
+        ]
+    )
 
 
-def evaluate(store, check, window=quality.Window(), **thresholds) -> quality.Outcome:
+def evaluate(store, check, window=None, **thresholds) -> quality.Outcome:
+    window = window or quality.Window()
     scope = quality.Scope(store, window, quality.QualitySettings(**thresholds), chunk_chars=400)
     return check(scope)
 
 
-def failures(store, window=quality.Window()) -> dict[str, quality.Outcome]:
+def failures(store, window=None) -> dict[str, quality.Outcome]:
     outcomes = {check.__name__: evaluate(store, check, window) for check in CHECKS}
     return {name: outcome for name, outcome in outcomes.items() if not outcome.passed}
 
@@ -57,8 +75,11 @@ def test_clean_data_passes_every_check_and_says_where_it_looked(store):
 
 
 def test_rejected_rows_fail_on_their_ratio_with_examples(store):
-    seed(store, source_row("bad name", when="2020-05-03"),
-         source_row("acme/negative", when="2020-05-04", stars=-3))
+    seed(
+        store,
+        source_row("bad name", when="2020-05-03"),
+        source_row("acme/negative", when="2020-05-04", stars=-3),
+    )
     materialise(store)
     outcome = evaluate(store, quality.rejected_ratio)
     assert not outcome.passed and outcome.severity == "ERROR"
@@ -73,8 +94,9 @@ def test_rejected_rows_fail_on_their_ratio_with_examples(store):
 def test_missing_fields_and_names_equal_up_to_case(store):
     seed(store, source_row("Acme/Two", when="2020-06-20"))
     materialise(store)
-    store.execute(f'UPDATE "{store.schema}".repositories SET url = \'\' '
-                  "WHERE full_name = 'acme/one'")
+    store.execute(
+        f"UPDATE \"{store.schema}\".repositories SET url = '' WHERE full_name = 'acme/one'"
+    )
     fields = evaluate(store, quality.required_fields, MAY)
     assert not fields.passed and fields.severity == "ERROR"
     assert (fields.metadata["bad_url"], fields.metadata["examples"]) == (1, ["acme/one"])
@@ -93,14 +115,18 @@ def test_empty_oversized_and_missing_chunks(store):
     store.execute(f"UPDATE {chunks} SET text = repeat('x', 401) WHERE full_name = 'acme/two'")
     store.execute(f"DELETE FROM {chunks} WHERE full_name = 'acme/three'")
     failed = failures(store)
-    assert {n: (o.severity, o.metadata.get("examples")) for n, o in failed.items()
-            if n in ("no_empty_chunks", "chunk_sizes", "repositories_chunked")} == {
+    assert {
+        n: (o.severity, o.metadata.get("examples"))
+        for n, o in failed.items()
+        if n in ("no_empty_chunks", "chunk_sizes", "repositories_chunked")
+    } == {
         "no_empty_chunks": ("ERROR", ["acme/one#0: 3 chars"]),
         "chunk_sizes": ("WARN", ["acme/two#0: 401 chars"]),
         "repositories_chunked": ("ERROR", ["acme/three"]),
     }
-    assert evaluate(store, quality.repositories_chunked).metadata["failing_partitions"] == \
-        ["2020-06-01"]
+    assert evaluate(store, quality.repositories_chunked).metadata["failing_partitions"] == [
+        "2020-06-01"
+    ]
     assert evaluate(store, quality.repositories_chunked, MAY).passed
 
 
@@ -109,10 +135,14 @@ def test_bad_stored_vectors_fail_their_checks(store):
     materialise(store)
     table, dims = vectors(store), store.active_space().dimensions
     # A zero vector and one with a huge norm are valid pgvector values: a writer could store them.
-    store.execute(f"UPDATE {table} SET embedding = array_fill(0, ARRAY[{dims}])::real[]::vector "
-                  "WHERE chunk_id = 'acme/one#0'")
-    store.execute(f"UPDATE {table} SET embedding = array_fill(1e6, ARRAY[{dims}])::real[]::vector "
-                  "WHERE chunk_id = 'acme/two#0'")
+    store.execute(
+        f"UPDATE {table} SET embedding = array_fill(0, ARRAY[{dims}])::real[]::vector "
+        "WHERE chunk_id = 'acme/one#0'"
+    )
+    store.execute(
+        f"UPDATE {table} SET embedding = array_fill(1e6, ARRAY[{dims}])::real[]::vector "
+        "WHERE chunk_id = 'acme/two#0'"
+    )
     # Wrong dimensions need the column untyped (and so without its HNSW index), as an old
     # migration might leave it.
     store.execute(f'DROP INDEX "{store.schema}"."{store.active_space().table}_hnsw"')
@@ -133,17 +163,23 @@ def test_nan_cannot_be_stored_so_the_finite_check_counts_the_refused_ones(store)
     seed(store)
     materialise(store, RecordingProvider(poison={"second": "nan", "third": "zero"}))
     with pytest.raises(psycopg.errors.DataException):  # pgvector refuses NaN on every input path
-        store.execute(f"UPDATE {vectors(store)} SET embedding = "
-                      "array_fill('NaN'::real, ARRAY[64])::vector")
+        store.execute(
+            f"UPDATE {vectors(store)} SET embedding = array_fill('NaN'::real, ARRAY[64])::vector"
+        )
     failed = failures(store)
     assert {n: o.severity for n, o in failed.items()} == {
-        "finite_vectors": "WARN", "no_zero_vectors": "WARN", "coverage": "WARN",
-        "refused_vectors": "ERROR"}  # the one that alerts by default, without blocking
+        "finite_vectors": "WARN",
+        "no_zero_vectors": "WARN",
+        "coverage": "WARN",
+        "refused_vectors": "ERROR",
+    }  # the one that alerts by default, without blocking
     assert failed["refused_vectors"].metadata["refused"] == 2
     assert failed["finite_vectors"].metadata["refused"] == 1
     assert failed["finite_vectors"].metadata["examples"][0].startswith("acme/two#0: vector refused")
-    assert (failed["coverage"].metadata["missing"], failed["coverage"].metadata["refused"]) == \
-        (0, 2)
+    assert (failed["coverage"].metadata["missing"], failed["coverage"].metadata["refused"]) == (
+        0,
+        2,
+    )
     materialise(store)  # a healthy provider fills them in
     assert failures(store) == {}
 
@@ -152,9 +188,12 @@ def test_orphans_and_unexplained_missing_vectors_are_errors(store):
     seed(store)
     materialise(store)
     table = vectors(store)
-    store.execute(f"INSERT INTO {table} (chunk_id, content_hash, row_time, embedding) "
-                  "SELECT 'gone/repo#0', 'h', '2020-06-03', embedding FROM " + table +
-                  " WHERE chunk_id = 'acme/one#0'")
+    store.execute(
+        f"INSERT INTO {table} (chunk_id, content_hash, row_time, embedding) "
+        "SELECT 'gone/repo#0', 'h', '2020-06-03', embedding FROM "
+        + table
+        + " WHERE chunk_id = 'acme/one#0'"
+    )
     store.execute(f"DELETE FROM {table} WHERE chunk_id = 'acme/two#0'")
     failed = failures(store)
     assert set(failed) == {"no_orphan_vectors", "coverage"}
@@ -185,11 +224,15 @@ def test_freshness_of_the_newest_partition():
 
 def test_thresholds_from_the_environment_name_their_variable():
     assert quality.QualitySettings.from_env({}) == quality.QualitySettings()
-    settings = quality.QualitySettings.from_env({"EMBED_ASSETS_CHECK_MAX_NORM": "10",
-                                                 "EMBED_ASSETS_CHECK_MAX_AGE_HOURS": "6"})
+    settings = quality.QualitySettings.from_env(
+        {"EMBED_ASSETS_CHECK_MAX_NORM": "10", "EMBED_ASSETS_CHECK_MAX_AGE_HOURS": "6"}
+    )
     assert (settings.max_norm, settings.max_age_hours) == (10.0, 6.0)
-    for variable, value in (("MAX_REJECTED_RATIO", "2"), ("MIN_NORM", "lots"),
-                            ("MAX_AGE_HOURS", "0")):
+    for variable, value in (
+        ("MAX_REJECTED_RATIO", "2"),
+        ("MIN_NORM", "lots"),
+        ("MAX_AGE_HOURS", "0"),
+    ):
         with pytest.raises(SettingError, match=f"EMBED_ASSETS_CHECK_{variable}"):
             quality.QualitySettings.from_env({f"EMBED_ASSETS_CHECK_{variable}": value})
 

@@ -1,4 +1,5 @@
-"""The sample data generator: deterministic, realistic, and written in the three supported formats."""
+"""The sample data generator: deterministic, realistic, and written in the three supported
+formats."""
 
 import collections
 import hashlib
@@ -7,16 +8,23 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from embed_assets.lib.sample import FIELDS, GROUP_NAMES, generate_repositories, iter_repositories, write_sample
+from embed_assets.lib.sample import (
+    FIELDS,
+    GROUP_NAMES,
+    generate_repositories,
+    iter_repositories,
+    write_sample,
+)
 
-# GitHub: owners are letters, digits and single inner hyphens (at most 39); repositories add "_" and ".".
+# GitHub: owners are letters, digits and single inner hyphens (at most 39); repositories add "_"
+# and ".".
 FULL_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}")
 TOPIC = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
 
@@ -33,7 +41,7 @@ def _digest(rows: list[dict]) -> str:
 def test_same_seed_gives_the_same_rows_and_another_seed_other_rows():
     assert generate_repositories(3_000, seed=7) == generate_repositories(3_000, seed=7)
     a, b = generate_repositories(2_000, seed=1), generate_repositories(2_000, seed=2)
-    assert sum(x != y for x, y in zip(a, b)) > 1_950
+    assert sum(x != y for x, y in zip(a, b, strict=True)) > 1_950
     assert len({r["full_name"] for r in a} & {r["full_name"] for r in b}) < 100
 
 
@@ -51,13 +59,20 @@ def test_rows_are_the_same_in_other_processes_whatever_their_hash_seed():
         "import hashlib, json\n"
         "from embed_assets.lib.sample import generate_repositories\n"
         "rows = generate_repositories(3000, seed=5)\n"
-        "print(hashlib.sha256(json.dumps(rows, default=str, ensure_ascii=False).encode()).hexdigest())\n"
+        "print(hashlib.sha256(json.dumps(rows, default=str, "
+        "ensure_ascii=False).encode()).hexdigest())\n"
     )
     digests = set()
     for hash_seed in ("1", "987654"):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                              cwd=Path(__file__).resolve().parents[2])
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
         assert done.returncode == 0, done.stderr
         digests.add(done.stdout.strip())
     assert digests == {_digest(generate_repositories(3_000, seed=5))}
@@ -66,22 +81,29 @@ def test_rows_are_the_same_in_other_processes_whatever_their_hash_seed():
 def test_full_names_are_unique_and_github_legal():
     names = [row["full_name"] for row in generate_repositories(50_000, seed=11)]
     assert len({name.lower() for name in names}) == len(names)  # GitHub names are case-insensitive
-    bad = [name for name in names if not FULL_NAME.fullmatch(name) or name.split("/")[1] in (".", "..")]
+    bad = [
+        name for name in names if not FULL_NAME.fullmatch(name) or name.split("/")[1] in (".", "..")
+    ]
     assert bad == []
 
 
 def test_fields_have_the_promised_types_and_ranges(rows):
-    start = datetime(2010, 1, 1, tzinfo=timezone.utc)
-    end = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2010, 1, 1, tzinfo=UTC)
+    end = datetime(2026, 1, 1, tzinfo=UTC)
     for row in rows:
         assert tuple(row) == FIELDS
-        assert all(isinstance(row[key], str) for key in ("full_name", "description", "language", "url", "readme"))
+        assert all(
+            isinstance(row[key], str)
+            for key in ("full_name", "description", "language", "url", "readme")
+        )
         assert row["url"] == "https://github.com/" + row["full_name"]
         assert type(row["stars"]) is int and row["stars"] >= 0
         assert isinstance(row["topics"], list) and len(row["topics"]) <= 6
         assert len(set(row["topics"])) == len(row["topics"])
         assert all(TOPIC.fullmatch(topic) for topic in row["topics"]), row["topics"]
-        assert isinstance(row["created_at"], datetime) and row["created_at"].utcoffset() == timedelta(0)
+        assert isinstance(row["created_at"], datetime) and row[
+            "created_at"
+        ].utcoffset() == timedelta(0)
         assert start <= row["created_at"] < end
         assert row["group"] in GROUP_NAMES
         assert "\n" not in row["description"]
@@ -105,13 +127,17 @@ def test_readmes_have_several_paragraphs_and_some_are_long(rows):
     for readme in readmes:
         blocks = readme.split("\n\n")
         assert blocks[0].startswith("# ")
-        paragraphs = [b for b in blocks[1:] if not b.startswith(("#", "```")) and b.count(". ") >= 2]
+        paragraphs = [
+            b for b in blocks[1:] if not b.startswith(("#", "```")) and b.count(". ") >= 2
+        ]
         assert 3 <= len(paragraphs) <= 12
 
 
 def test_created_at_spreads_over_the_years_with_growing_volume():
     rows = generate_repositories(5_000, seed=2, start=date(2020, 3, 1), end=date(2020, 3, 31))
-    assert {row["created_at"].date() for row in rows} == {date(2020, 3, day) for day in range(1, 32)}
+    assert {row["created_at"].date() for row in rows} == {
+        date(2020, 3, day) for day in range(1, 32)
+    }
     years = collections.Counter(row["created_at"].year for row in generate_repositories(20_000))
     assert set(years) == set(range(2010, 2026))
     assert years[2025] > 2 * years[2011]
@@ -126,12 +152,16 @@ def test_many_groups_with_their_own_words_and_some_non_ascii(rows):
     def overlap(a: set, b: set) -> float:
         return len(a & b) / len(a | b) if a | b else 0.0
 
-    same = [overlap(words[i], words[i + 1]) for words in groups.values() for i in range(len(words) - 1)]
+    same = [
+        overlap(words[i], words[i + 1]) for words in groups.values() for i in range(len(words) - 1)
+    ]
     first = [words[0] for words in groups.values()]
-    other = [overlap(a, b) for i, a in enumerate(first) for b in first[i + 1:]]
+    other = [overlap(a, b) for i, a in enumerate(first) for b in first[i + 1 :]]
     assert sum(same) / len(same) > 3 * sum(other) / len(other)
     descriptions = [row["description"] for row in rows]
-    assert any(re.search(r"[\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]", d) for d in descriptions)  # CJK
+    assert any(
+        re.search(r"[\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]", d) for d in descriptions
+    )  # CJK
     assert any(re.search(r"[éèçãáó]", d) for d in descriptions)
     assert 0.002 < sum(not d.isascii() for d in descriptions) / len(descriptions) < 0.2
 
@@ -149,7 +179,9 @@ def _read_back(path: Path) -> list[dict]:
         records = pd.read_json(path, lines=True, dtype=False).to_dict("records")
         for record in records:
             when = record["created_at"]
-            record["created_at"] = when if isinstance(when, datetime) else datetime.fromisoformat(when)
+            record["created_at"] = (
+                when if isinstance(when, datetime) else datetime.fromisoformat(when)
+            )
         return records
     return pq.read_table(path).to_pylist()
 

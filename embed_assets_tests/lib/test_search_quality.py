@@ -3,19 +3,24 @@ overrides), the recall check against exact search, and the cluster index's check
 on data made bad the way it could really happen."""
 
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
 from embed_assets.lib import hnsw, pipeline, quality
-from embed_assets.lib.cluster_index import refresh_clusters, sync_cluster_index
-from embed_assets.lib.offline import OfflineHashingProvider
+from embed_assets.lib.clusters.index import refresh_clusters, sync_cluster_index
+from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.settings import SettingError, Settings
 from embed_assets.lib.store import Store
 from embed_assets_tests.helpers import ALL_TIME, source_row
 from embed_assets_tests.lib.test_cluster_index import sample_rows
 
-CLUSTER_CHECKS = [quality.every_vector_assigned, quality.no_empty_clusters,
-                  quality.cluster_sizes, quality.hnsw_recall]
+CLUSTER_CHECKS = [
+    quality.every_vector_assigned,
+    quality.no_empty_clusters,
+    quality.cluster_sizes,
+    quality.hnsw_recall,
+]
 
 
 def embed(store, rows=None) -> dict:
@@ -51,18 +56,28 @@ def test_build_parameters_follow_the_table_size_unless_set():
     assert hnsw.build_parameters(10, m=2, ef_construction=4) == (2, 4)
 
 
-@pytest.mark.parametrize("environ, message", [
-    ({"EMBED_ASSETS_HNSW_M": "1"}, "EMBED_ASSETS_HNSW_M must be between 2 and 100"),
-    ({"EMBED_ASSETS_HNSW_EF_CONSTRUCTION": "2000"}, "EMBED_ASSETS_HNSW_EF_CONSTRUCTION must be"),
-    ({"EMBED_ASSETS_HNSW_M": "32", "EMBED_ASSETS_HNSW_EF_CONSTRUCTION": "40"},
-     r"EMBED_ASSETS_HNSW_EF_CONSTRUCTION must be at least twice EMBED_ASSETS_HNSW_M \(64\)"),
-    ({"EMBED_ASSETS_EF_SEARCH": "0"}, "EMBED_ASSETS_EF_SEARCH must be between 1 and 1000"),
-    ({"EMBED_ASSETS_EF_SEARCH": "many"}, "EMBED_ASSETS_EF_SEARCH must be an integer"),
-    ({"EMBED_ASSETS_CHECK_ERROR_RECALL": "0.97"}, "EMBED_ASSETS_CHECK_ERROR_RECALL the lower"),
-    ({"EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE": "0"}, "EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE"),
-    ({"EMBED_ASSETS_CHECK_RECALL_QUERIES": "2.5"},
-     "EMBED_ASSETS_CHECK_RECALL_QUERIES must be an integer"),
-])
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"EMBED_ASSETS_HNSW_M": "1"}, "EMBED_ASSETS_HNSW_M must be between 2 and 100"),
+        (
+            {"EMBED_ASSETS_HNSW_EF_CONSTRUCTION": "2000"},
+            "EMBED_ASSETS_HNSW_EF_CONSTRUCTION must be",
+        ),
+        (
+            {"EMBED_ASSETS_HNSW_M": "32", "EMBED_ASSETS_HNSW_EF_CONSTRUCTION": "40"},
+            r"EMBED_ASSETS_HNSW_EF_CONSTRUCTION must be at least twice EMBED_ASSETS_HNSW_M \(64\)",
+        ),
+        ({"EMBED_ASSETS_EF_SEARCH": "0"}, "EMBED_ASSETS_EF_SEARCH must be between 1 and 1000"),
+        ({"EMBED_ASSETS_EF_SEARCH": "many"}, "EMBED_ASSETS_EF_SEARCH must be an integer"),
+        ({"EMBED_ASSETS_CHECK_ERROR_RECALL": "0.97"}, "EMBED_ASSETS_CHECK_ERROR_RECALL the lower"),
+        ({"EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE": "0"}, "EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE"),
+        (
+            {"EMBED_ASSETS_CHECK_RECALL_QUERIES": "2.5"},
+            "EMBED_ASSETS_CHECK_RECALL_QUERIES must be an integer",
+        ),
+    ],
+)
 def test_bad_search_settings_name_their_variable(environ, message):
     with pytest.raises(SettingError, match=message):
         Settings.from_env(environ)
@@ -82,8 +97,11 @@ def test_the_index_is_built_by_size_and_the_metadata_says_how(store):
     assert (first["index_rebuilt"], first["hnsw_m"], first["hnsw_ef_construction"]) == (True, 8, 20)
     store.upsert_source([source_row("acme/newer", "a newer tool")])
     again = embed(store)
-    assert (again["index_rebuilt"], again["hnsw_m"], again["hnsw_ef_construction"]) == \
-        (False, 8, 20)
+    assert (again["index_rebuilt"], again["hnsw_m"], again["hnsw_ef_construction"]) == (
+        False,
+        8,
+        20,
+    )
 
 
 # -- recall ----------------------------------------------------------------------------------------
@@ -97,8 +115,9 @@ def test_recall_passes_on_a_sound_index_and_fails_on_a_degenerate_one(store):
     assert good.metadata["seconds"] < 5
     # The same sample every time.
     space = store.active_space()
-    assert [v[0] for v in store.sample_vectors(space, 5)] == \
-        [v[0] for v in store.sample_vectors(space, 5)]
+    assert [v[0] for v in store.sample_vectors(space, 5)] == [
+        v[0] for v in store.sample_vectors(space, 5)
+    ]
 
     # A graph of two links per node, built with 4 candidates: searches miss most neighbours
     # (recall 0.29..0.45 measured over builds of 1,000 such rows).
@@ -120,7 +139,7 @@ def test_exact_search_scans_and_agrees_with_the_index_on_a_small_space(store):
     query = OfflineHashingProvider(384).embed(["static site generator in go"])[0]
     exact = store.search(space, query, 10, exact=True)
     assert [h[0] for h in store.search(space, query, 10)] == [h[0] for h in exact]
-    assert len(exact) == 10 and all(a[1] >= b[1] for a, b in zip(exact, exact[1:]))
+    assert len(exact) == 10 and all(a[1] >= b[1] for a, b in pairwise(exact))
 
 
 # -- cluster_index -------------------------------------------------------------------------------
@@ -128,8 +147,9 @@ def test_cluster_checks_pass_on_a_clean_index(store):
     embed(store, sample_rows(300))
     cluster(store)
     outcomes = {check.__name__: evaluate(store, check) for check in CLUSTER_CHECKS}
-    assert {name: o.passed for name, o in outcomes.items()} == dict.fromkeys(outcomes, True), \
+    assert {name: o.passed for name, o in outcomes.items()} == dict.fromkeys(outcomes, True), (
         outcomes
+    )
     sizes = outcomes["cluster_sizes"]
     assert sizes.metadata["members"] == 300 and sizes.metadata["largest_share"] <= 0.2
     assert sizes.metadata["largest"][0].startswith("cluster ")
@@ -149,8 +169,11 @@ def test_unassigned_and_stale_repositories_fail_with_examples(store):
     lost = sorted(store.cluster_assignments(space))[0]
     store.execute(f"DELETE FROM {table(store, 'cluster_members')} WHERE full_name = %s", (lost,))
     # A new description, embedded but not yet clustered.
-    store.execute(f"UPDATE {table(store, 'repositories_source')} SET description = 'renamed' "
-                  "WHERE full_name = %s", (sorted(store.cluster_assignments(space))[1],))
+    store.execute(
+        f"UPDATE {table(store, 'repositories_source')} SET description = 'renamed' "
+        "WHERE full_name = %s",
+        (sorted(store.cluster_assignments(space))[1],),
+    )
     embed(store)
     outcome = evaluate(store, quality.every_vector_assigned)
     assert (outcome.passed, outcome.severity) == (False, "ERROR")
@@ -166,16 +189,22 @@ def test_unassigned_and_stale_repositories_fail_with_examples(store):
 def test_empty_clusters_fail(store):
     embed(store, sample_rows(50))
     cluster(store)
-    store.execute(f"INSERT INTO {table(store, 'clusters')} (space, cluster_id, size, vector_sum, "
-                  "label, representative, mean_similarity) SELECT space, 9999, 3, vector_sum, "
-                  f"'ghost', representative, 1 FROM {table(store, 'clusters')} LIMIT 1")
-    store.execute(f"INSERT INTO {table(store, 'clusters')} (space, cluster_id, size, vector_sum, "
-                  "label, representative, mean_similarity) SELECT space, 9998, 0, vector_sum, "
-                  f"'zero', representative, 1 FROM {table(store, 'clusters')} LIMIT 1")
+    store.execute(
+        f"INSERT INTO {table(store, 'clusters')} (space, cluster_id, size, vector_sum, "
+        "label, representative, mean_similarity) SELECT space, 9999, 3, vector_sum, "
+        f"'ghost', representative, 1 FROM {table(store, 'clusters')} LIMIT 1"
+    )
+    store.execute(
+        f"INSERT INTO {table(store, 'clusters')} (space, cluster_id, size, vector_sum, "
+        "label, representative, mean_similarity) SELECT space, 9998, 0, vector_sum, "
+        f"'zero', representative, 1 FROM {table(store, 'clusters')} LIMIT 1"
+    )
     outcome = evaluate(store, quality.no_empty_clusters)
     assert (outcome.passed, outcome.severity, outcome.metadata["empty"]) == (False, "ERROR", 2)
-    assert outcome.metadata["examples"] == ["cluster 9998: size 0, 0 members",
-                                            "cluster 9999: size 3, 0 members"]
+    assert outcome.metadata["examples"] == [
+        "cluster 9998: size 0, 0 members",
+        "cluster 9999: size 3, 0 members",
+    ]
     assert "failing_partitions" not in outcome.metadata
 
 
@@ -186,8 +215,10 @@ def test_one_giant_cluster_warns_with_the_largest(store):
     names = sorted(store.cluster_assignments(space))
     giant = store.cluster_assignments(space)[names[0]]
     before = set(store.cluster_assignments(space).values())
-    store.execute(f"UPDATE {table(store, 'cluster_members')} SET cluster_id = %s "
-                  "WHERE full_name = ANY(%s)", (giant, names[:60]))
+    store.execute(
+        f"UPDATE {table(store, 'cluster_members')} SET cluster_id = %s WHERE full_name = ANY(%s)",
+        (giant, names[:60]),
+    )
     refresh_clusters(store, space, before, near_duplicate=0.95)
     outcome = evaluate(store, quality.cluster_sizes)
     assert (outcome.passed, outcome.severity) == (False, "WARN")

@@ -1,4 +1,12 @@
-from embed_assets.lib.text import chunk_id, chunk_repository, repository_text, sha256_hex, split_text
+from itertools import pairwise
+
+from embed_assets.lib.text import (
+    chunk_id,
+    chunk_repository,
+    repository_text,
+    sha256_hex,
+    split_text,
+)
 
 
 def test_template_names_what_is_embedded_and_skips_empty_fields():
@@ -19,8 +27,11 @@ def test_short_text_is_one_chunk_with_stable_id_and_hash_of_exact_text():
 
 def _readme(paragraphs: int, sentences: int) -> str:
     return "\n\n".join(
-        " ".join(f"Paragraph {p} sentence {s} talks about topic {p * 100 + s}." for s in range(sentences))
-        for p in range(paragraphs))
+        " ".join(
+            f"Paragraph {p} sentence {s} talks about topic {p * 100 + s}." for s in range(sentences)
+        )
+        for p in range(paragraphs)
+    )
 
 
 def test_long_readme_splits_within_bounds_on_sentence_boundaries_with_overlap():
@@ -32,7 +43,7 @@ def test_long_readme_splits_within_bounds_on_sentence_boundaries_with_overlap():
         assert len(chunk.text) <= 600
         assert chunk.text.startswith("octo/cat")
         assert chunk.text.rstrip().endswith(".")  # never cut inside a sentence here
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in pairwise(chunks):
         body = after.text.split("\n", 1)[1]
         first_sentence = body.split(". ")[0].lstrip("\n") + "."
         assert first_sentence in before.text, "each chunk starts with the end of the previous one"
@@ -42,7 +53,9 @@ def test_chunking_is_deterministic_and_ids_stay_put_when_the_end_changes():
     text = repository_text("o/r", "d", None, [], _readme(6, 10))
     first = chunk_repository("o/r", text, 500, 100)
     assert first == chunk_repository("o/r", text, 500, 100)
-    shorter = chunk_repository("o/r", repository_text("o/r", "d", None, [], _readme(3, 10)), 500, 100)
+    shorter = chunk_repository(
+        "o/r", repository_text("o/r", "d", None, [], _readme(3, 10)), 500, 100
+    )
     assert len(shorter) < len(first)
     assert [c.text for c in shorter[:2]] == [c.text for c in first[:2]]
 

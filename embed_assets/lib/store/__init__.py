@@ -1,4 +1,5 @@
-"""All SQL of the project, one module per concern, joined into one `Store`. Every identifier is composed with psycopg.sql; values are parameters.
+"""All SQL of the project, one module per concern, joined into one `Store`. Every identifier is
+composed with psycopg.sql; values are parameters.
 
 Tables live in one schema (EMBED_ASSETS_SCHEMA):
 - the source table (EMBED_ASSETS_SOURCE_TABLE, `repositories_source`): the loading contract;
@@ -12,15 +13,21 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import psycopg
 from pgvector.psycopg import register_vector
 
 from embed_assets.lib.settings import Settings
-from embed_assets.lib.store.base import (Space, StoreError, Upserted, _ensured, _ensured_lock,
-                                         register_array_dumper)
+from embed_assets.lib.store.base import (
+    Space,
+    StoreError,
+    Upserted,
+    _ensured,
+    _ensured_lock,
+    register_array_dumper,
+)
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
@@ -29,12 +36,26 @@ from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
-__all__ = ["SOURCE_COLUMNS", "Space", "Store", "StoreError", "Upserted", "connect_store",
-           "open_store"]
+__all__ = [
+    "SOURCE_COLUMNS",
+    "Space",
+    "Store",
+    "StoreError",
+    "Upserted",
+    "connect_store",
+    "open_store",
+]
 
 
-class Store(SchemaQueries, RowQueries, VectorQueries, CacheQueries, ClusterQueries, CheckQueries,
-            GitHubQueries):
+class Store(
+    SchemaQueries,
+    RowQueries,
+    VectorQueries,
+    CacheQueries,
+    ClusterQueries,
+    CheckQueries,
+    GitHubQueries,
+):
     """One connection to the project's schema, with every query the project runs."""
 
 

@@ -1,14 +1,14 @@
-"""What every part of the store shares: the connection, identifiers in the project's schema, staging.
-"""
+"""What every part of the store shares: the connection, identifiers in the project's schema,
+staging."""
 
 from __future__ import annotations
 
 import struct
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import psycopg
@@ -111,14 +111,18 @@ class StoreBase:
         first, last = start.year * 12 + start.month - 1, end.year * 12 + end.month - 1
         month_start = end.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         months = list(range(first, last if end == month_start else last + 1))
-        self.execute("SELECT count(pg_advisory_lock(hashtext(%s), m)) FROM "
-                     "(SELECT unnest(%s::int[]) AS m ORDER BY 1) ordered", (key, months))
+        self.execute(
+            "SELECT count(pg_advisory_lock(hashtext(%s), m)) FROM "
+            "(SELECT unnest(%s::int[]) AS m ORDER BY 1) ordered",
+            (key, months),
+        )
         try:
             yield
         finally:
-            self._unlock("SELECT count(pg_advisory_unlock(hashtext(%s), m)) FROM "
-                         "unnest(%s::int[]) m", (key, months))
-
+            self._unlock(
+                "SELECT count(pg_advisory_unlock(hashtext(%s), m)) FROM unnest(%s::int[]) m",
+                (key, months),
+            )
 
     def clock(self) -> datetime:
         return self.execute("SELECT now()").fetchone()[0]
@@ -128,37 +132,53 @@ class StoreBase:
         """Refresh planner statistics after a bulk change (a first load, a large backfill), so
         that the next diff is a hash anti-join, not 24K index probes planned for an empty table;
         autovacuum would get there, but only a minute later."""
-        rows = self.execute("SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-                            (f'"{self.schema}"."{table}"',)).fetchone()
+        rows = self.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
+            (f'"{self.schema}"."{table}"',),
+        ).fetchone()
         if changed >= 1000 and changed > 0.1 * max(rows[0] if rows else 0, 0):
             # Only the columns the diffs join and filter on: sampling texts and vectors is slow.
             self.execute(sql.SQL("ANALYZE {} ({})").format(self.t(table), _columns(columns)))
 
     def _stage(self, name: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:
-        self.execute(self._sql(
-            "CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP",
-            stage=sql.Identifier(f"_stage_{name}"), table=self.t(name)))
-        with self.conn.cursor().copy(self._sql("COPY {stage} ({cols}) FROM STDIN",
-                                               stage=sql.Identifier(f"_stage_{name}"),
-                                               cols=_columns(columns))) as copy:
+        self.execute(
+            self._sql(
+                "CREATE TEMP TABLE {stage} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP",
+                stage=sql.Identifier(f"_stage_{name}"),
+                table=self.t(name),
+            )
+        )
+        with self.conn.cursor().copy(
+            self._sql(
+                "COPY {stage} ({cols}) FROM STDIN",
+                stage=sql.Identifier(f"_stage_{name}"),
+                cols=_columns(columns),
+            )
+        ) as copy:
             for row in rows:
                 copy.write_row(row)
 
     def _upsert_from_stage(self, name: str, columns: Sequence[str], key: str) -> Upserted:
         """Insert staged rows, update those that differ, leave equal ones untouched."""
         others = [c for c in columns if c != key]
-        result = self.execute(self._sql(
-            "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} "
-            "ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now() "
-            "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
-            table=self.t(name), stage=sql.Identifier(f"_stage_{name}"), cols=_columns(columns),
-            key=sql.Identifier(key),
-            assignments=sql.SQL(", ").join(sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
-                                           for c in others),
-            old=_row_of("t", others), new=_row_of("excluded", others))).fetchall()
+        result = self.execute(
+            self._sql(
+                "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} "
+                "ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now() "
+                "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
+                table=self.t(name),
+                stage=sql.Identifier(f"_stage_{name}"),
+                cols=_columns(columns),
+                key=sql.Identifier(key),
+                assignments=sql.SQL(", ").join(
+                    sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in others
+                ),
+                old=_row_of("t", others),
+                new=_row_of("excluded", others),
+            )
+        ).fetchall()
         added = sum(1 for (new,) in result if new)
         return Upserted(added=added, updated=len(result) - added)
-
 
 
 class _ArrayBinaryDumper(Dumper):
@@ -184,13 +204,18 @@ def register_array_dumper(conn: psycopg.Connection) -> None:
 
 # A page of pending chunks (chunk_id, content_hash, row_time) as a relation `page`, sent as three
 # arrays (`_page_params`) so that one statement works on the whole page inside the server.
-_PAGE = ("WITH page (chunk_id, content_hash, row_time) AS (SELECT * FROM unnest("
-         "%(ids)b::text[], %(hashes)b::text[], %(times)b::timestamptz[]))")
+_PAGE = (
+    "WITH page (chunk_id, content_hash, row_time) AS (SELECT * FROM unnest("
+    "%(ids)b::text[], %(hashes)b::text[], %(times)b::timestamptz[]))"
+)
 
 
 def _page_params(chunks: Sequence[tuple[str, str, datetime]]) -> dict:
-    return {"ids": [c[0] for c in chunks], "hashes": [c[1] for c in chunks],
-            "times": [c[2] for c in chunks]}
+    return {
+        "ids": [c[0] for c in chunks],
+        "hashes": [c[1] for c in chunks],
+        "times": [c[2] for c in chunks],
+    }
 
 
 def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
@@ -201,7 +226,6 @@ def _vectors(blobs: Sequence[bytes], dimensions: int) -> np.ndarray:
         return np.empty((0, dimensions), dtype=np.float32)
     raw = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), 4 + 4 * dimensions)
     return raw[:, 4:].copy().view(">f4").astype(np.float32)
-
 
 
 def _row_of(alias: str, columns: Sequence[str]) -> sql.Composed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from psycopg.types.json import Jsonb
@@ -17,131 +17,231 @@ class ClusterQueries(StoreBase):
         """(full_name, content_hash, vector) of repositories that are new or whose vector changed
         since they were clustered, and the members whose vector is gone. Members an operator
         removed stay out."""
-        changed = self.execute(self._sql(
-            "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
-            "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
-            "  SELECT 1 FROM {members} m WHERE m.space = %(space)s AND m.full_name = c.full_name "
-            "  AND (m.content_hash = e.content_hash OR m.removed)) ORDER BY c.full_name",
-            table=self.t(space.table), chunks=self.t("chunks"),
-            members=self.t("cluster_members")), {"space": space.name}, binary=True).fetchall()
-        gone = [row[0] for row in self.execute(self._sql(
-            "SELECT m.full_name FROM {members} m WHERE m.space = %(space)s AND NOT EXISTS ("
-            "  SELECT 1 FROM {table} e JOIN {chunks} c USING (chunk_id) "
-            "  WHERE c.full_name = m.full_name AND c.position = 0)",
-            table=self.t(space.table), chunks=self.t("chunks"),
-            members=self.t("cluster_members")), {"space": space.name}).fetchall()]
+        changed = self.execute(
+            self._sql(
+                "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
+                "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
+                "  SELECT 1 FROM {members} m WHERE m.space = %(space)s AND m.full_name = "
+                "c.full_name "
+                "  AND (m.content_hash = e.content_hash OR m.removed)) ORDER BY c.full_name",
+                table=self.t(space.table),
+                chunks=self.t("chunks"),
+                members=self.t("cluster_members"),
+            ),
+            {"space": space.name},
+            binary=True,
+        ).fetchall()
+        gone = [
+            row[0]
+            for row in self.execute(
+                self._sql(
+                    "SELECT m.full_name FROM {members} m WHERE m.space = %(space)s AND NOT EXISTS ("
+                    "  SELECT 1 FROM {table} e JOIN {chunks} c USING (chunk_id) "
+                    "  WHERE c.full_name = m.full_name AND c.position = 0)",
+                    table=self.t(space.table),
+                    chunks=self.t("chunks"),
+                    members=self.t("cluster_members"),
+                ),
+                {"space": space.name},
+            ).fetchall()
+        ]
         vectors = _vectors([row[2] for row in changed], space.dimensions)
-        return [(name, content_hash, vector)
-                for (name, content_hash, _), vector in zip(changed, vectors)], gone
+        return [
+            (name, content_hash, vector)
+            for (name, content_hash, _), vector in zip(changed, vectors, strict=True)
+        ], gone
 
     def cluster_vectors(self, space: Space) -> tuple[list[str], list[str], np.ndarray]:
         """Every repository to cluster (operator removals left out): names, content hashes and
         first-chunk vectors, for a full re-cluster."""
-        rows = self.execute(self._sql(
-            "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
-            "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
-            "  SELECT 1 FROM {members} m WHERE m.space = %s AND m.full_name = c.full_name "
-            "  AND m.removed) ORDER BY c.full_name",
-            table=self.t(space.table), chunks=self.t("chunks"),
-            members=self.t("cluster_members")), (space.name,), binary=True).fetchall()
-        return ([r[0] for r in rows], [r[1] for r in rows],
-                _vectors([r[2] for r in rows], space.dimensions))
+        rows = self.execute(
+            self._sql(
+                "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
+                "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
+                "  SELECT 1 FROM {members} m WHERE m.space = %s AND m.full_name = c.full_name "
+                "  AND m.removed) ORDER BY c.full_name",
+                table=self.t(space.table),
+                chunks=self.t("chunks"),
+                members=self.t("cluster_members"),
+            ),
+            (space.name,),
+            binary=True,
+        ).fetchall()
+        return (
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            _vectors([r[2] for r in rows], space.dimensions),
+        )
 
     def cluster_centroids(self, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, member vector sums, sizes) of the space's clusters."""
-        rows = self.execute(self._sql(
-            "SELECT cluster_id, vector_send(vector_sum), size FROM {clusters} WHERE space = %s "
-            "ORDER BY cluster_id", clusters=self.t("clusters")), (space.name,),
-            binary=True).fetchall()
+        rows = self.execute(
+            self._sql(
+                "SELECT cluster_id, vector_send(vector_sum), size FROM {clusters} WHERE space = %s "
+                "ORDER BY cluster_id",
+                clusters=self.t("clusters"),
+            ),
+            (space.name,),
+            binary=True,
+        ).fetchall()
         sums = _vectors([r[1] for r in rows], space.dimensions)
-        return (np.array([r[0] for r in rows], dtype=np.int64), sums,
-                np.array([r[2] for r in rows], dtype=np.int64))
+        return (
+            np.array([r[0] for r in rows], dtype=np.int64),
+            sums,
+            np.array([r[2] for r in rows], dtype=np.int64),
+        )
 
     def cluster_meta(self, space: Space) -> dict:
         """next_id, full_at and the baseline figures of the last full clustering."""
-        row = self.execute(self._sql(
-            "SELECT next_id, full_at, baseline FROM {meta} WHERE space = %s",
-            meta=self.t("cluster_meta")), (space.name,)).fetchone()
-        return dict(zip(("next_id", "full_at", "baseline"), row or (None, None, None)))
+        row = self.execute(
+            self._sql(
+                "SELECT next_id, full_at, baseline FROM {meta} WHERE space = %s",
+                meta=self.t("cluster_meta"),
+            ),
+            (space.name,),
+        ).fetchone()
+        return dict(zip(("next_id", "full_at", "baseline"), row or (None, None, None), strict=True))
 
     def cluster_assignments(self, space: Space) -> dict[str, int]:
         """Current cluster of every member an operator did not remove."""
-        return dict(self.execute(self._sql(
-            "SELECT full_name, cluster_id FROM {members} WHERE space = %s AND NOT removed",
-            members=self.t("cluster_members")), (space.name,)).fetchall())
+        return dict(
+            self.execute(
+                self._sql(
+                    "SELECT full_name, cluster_id FROM {members} WHERE space = %s AND NOT removed",
+                    members=self.t("cluster_members"),
+                ),
+                (space.name,),
+            ).fetchall()
+        )
 
-    def write_cluster_members(self, space: Space, rows: Sequence[tuple[str, str, int]],
-                              gone: Sequence[str], *, replace_all: bool) -> None:
+    def write_cluster_members(
+        self,
+        space: Space,
+        rows: Sequence[tuple[str, str, int]],
+        gone: Sequence[str],
+        *,
+        replace_all: bool,
+    ) -> None:
         """Upsert (full_name, content_hash, cluster_id) and drop the members in `gone`; a full
         re-cluster (`replace_all`) first drops every member an operator did not remove."""
         members = self.t("cluster_members")
         if replace_all:
-            self.execute(self._sql("DELETE FROM {members} WHERE space = %s AND NOT removed",
-                                   members=members), (space.name,))
-        self.execute(self._sql("DELETE FROM {members} WHERE space = %s AND full_name = ANY(%s)",
-                               members=members), (space.name, list(gone)))
-        self.execute("CREATE TEMP TABLE _stage_members (full_name text, content_hash text, "
-                     "cluster_id bigint)")
+            self.execute(
+                self._sql(
+                    "DELETE FROM {members} WHERE space = %s AND NOT removed", members=members
+                ),
+                (space.name,),
+            )
+        self.execute(
+            self._sql(
+                "DELETE FROM {members} WHERE space = %s AND full_name = ANY(%s)", members=members
+            ),
+            (space.name, list(gone)),
+        )
+        self.execute(
+            "CREATE TEMP TABLE _stage_members (full_name text, content_hash text, "
+            "cluster_id bigint)"
+        )
         with self.conn.cursor().copy("COPY _stage_members FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        self.execute(self._sql(
-            "INSERT INTO {members} (space, full_name, content_hash, cluster_id) "
-            "SELECT %s, full_name, content_hash, cluster_id FROM _stage_members "
-            "ON CONFLICT (space, full_name) DO UPDATE SET content_hash = excluded.content_hash, "
-            "cluster_id = excluded.cluster_id", members=members), (space.name,))
+        self.execute(
+            self._sql(
+                "INSERT INTO {members} (space, full_name, content_hash, cluster_id) "
+                "SELECT %s, full_name, content_hash, cluster_id FROM _stage_members "
+                "ON CONFLICT (space, full_name) DO UPDATE SET content_hash = "
+                "excluded.content_hash, "
+                "cluster_id = excluded.cluster_id",
+                members=members,
+            ),
+            (space.name,),
+        )
         self.execute("DROP TABLE _stage_members")
 
-    def cluster_contents(self, space: Space, cluster_ids: Sequence[int]
-                         ) -> list[tuple[int, str, np.ndarray, str]]:
+    def cluster_contents(
+        self, space: Space, cluster_ids: Sequence[int]
+    ) -> list[tuple[int, str, np.ndarray, str]]:
         """(cluster_id, full_name, vector, text) of every member of these clusters."""
-        rows = self.execute(self._sql(
-            "SELECT m.cluster_id, m.full_name, vector_send(e.embedding), c.text FROM {members} m "
-            "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0 "
-            "JOIN {table} e USING (chunk_id) "
-            "WHERE m.space = %s AND NOT m.removed AND m.cluster_id = ANY(%s) "
-            "ORDER BY m.cluster_id, m.full_name",
-            members=self.t("cluster_members"), chunks=self.t("chunks"),
-            table=self.t(space.table)), (space.name, list(cluster_ids)), binary=True).fetchall()
+        rows = self.execute(
+            self._sql(
+                "SELECT m.cluster_id, m.full_name, vector_send(e.embedding), c.text FROM {members} "
+                "m "
+                "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0 "
+                "JOIN {table} e USING (chunk_id) "
+                "WHERE m.space = %s AND NOT m.removed AND m.cluster_id = ANY(%s) "
+                "ORDER BY m.cluster_id, m.full_name",
+                members=self.t("cluster_members"),
+                chunks=self.t("chunks"),
+                table=self.t(space.table),
+            ),
+            (space.name, list(cluster_ids)),
+            binary=True,
+        ).fetchall()
         vectors = _vectors([row[2] for row in rows], space.dimensions)
-        return [(cid, name, vector, text) for (cid, name, _, text), vector in zip(rows, vectors)]
+        return [
+            (cid, name, vector, text)
+            for (cid, name, _, text), vector in zip(rows, vectors, strict=True)
+        ]
 
-    def write_clusters(self, space: Space, clusters: Sequence[dict], members: Sequence[tuple],
-                       dropped: Sequence[int]) -> None:
+    def write_clusters(
+        self,
+        space: Space,
+        clusters: Sequence[dict],
+        members: Sequence[tuple],
+        dropped: Sequence[int],
+    ) -> None:
         """Store computed clusters (cluster_id, size, vector_sum, label, representative,
         mean_similarity) and member figures (full_name, similarity, near_duplicate_of), and drop
         the clusters in `dropped`."""
         table = self.t("clusters")
-        self.execute(self._sql("DELETE FROM {clusters} WHERE space = %s AND cluster_id = ANY(%s)",
-                               clusters=table), (space.name, list(dropped)))
-        columns = ("cluster_id", "size", "vector_sum", "label", "representative",
-                   "mean_similarity")
-        self.execute("CREATE TEMP TABLE _stage_clusters (cluster_id bigint, size integer, "
-                     "vector_sum vector, label text, representative text, mean_similarity real)")
-        with self.conn.cursor().copy("COPY _stage_clusters FROM STDIN WITH (FORMAT BINARY)") as copy:
+        self.execute(
+            self._sql(
+                "DELETE FROM {clusters} WHERE space = %s AND cluster_id = ANY(%s)", clusters=table
+            ),
+            (space.name, list(dropped)),
+        )
+        columns = ("cluster_id", "size", "vector_sum", "label", "representative", "mean_similarity")
+        self.execute(
+            "CREATE TEMP TABLE _stage_clusters (cluster_id bigint, size integer, "
+            "vector_sum vector, label text, representative text, mean_similarity real)"
+        )
+        with self.conn.cursor().copy(
+            "COPY _stage_clusters FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
             copy.set_types(["int8", "int4", "vector", "text", "text", "float4"])
             for cluster in clusters:
                 copy.write_row([cluster[c] for c in columns])
-        self.execute(self._sql(
-            "INSERT INTO {clusters} (space, cluster_id, size, vector_sum, label, representative, "
-            "mean_similarity) SELECT %s, cluster_id, size, vector_sum, label, representative, "
-            "mean_similarity FROM _stage_clusters "
-            "ON CONFLICT (space, cluster_id) DO UPDATE SET size = excluded.size, "
-            "vector_sum = excluded.vector_sum, label = excluded.label, "
-            "representative = excluded.representative, "
-            "mean_similarity = excluded.mean_similarity, updated_at = now()", clusters=table),
-            (space.name,))
+        self.execute(
+            self._sql(
+                "INSERT INTO {clusters} (space, cluster_id, size, vector_sum, label, "
+                "representative, "
+                "mean_similarity) SELECT %s, cluster_id, size, vector_sum, label, representative, "
+                "mean_similarity FROM _stage_clusters "
+                "ON CONFLICT (space, cluster_id) DO UPDATE SET size = excluded.size, "
+                "vector_sum = excluded.vector_sum, label = excluded.label, "
+                "representative = excluded.representative, "
+                "mean_similarity = excluded.mean_similarity, updated_at = now()",
+                clusters=table,
+            ),
+            (space.name,),
+        )
         self.execute("DROP TABLE _stage_clusters")
-        self.execute("CREATE TEMP TABLE _stage_member_figures (full_name text, similarity real, "
-                     "near_duplicate_of text[])")
+        self.execute(
+            "CREATE TEMP TABLE _stage_member_figures (full_name text, similarity real, "
+            "near_duplicate_of text[])"
+        )
         with self.conn.cursor().copy("COPY _stage_member_figures FROM STDIN") as copy:
             for row in members:
                 copy.write_row(row)
-        self.execute(self._sql(
-            "UPDATE {members} m SET similarity = f.similarity, "
-            "near_duplicate_of = f.near_duplicate_of FROM _stage_member_figures f "
-            "WHERE m.space = %s AND m.full_name = f.full_name",
-            members=self.t("cluster_members")), (space.name,))
+        self.execute(
+            self._sql(
+                "UPDATE {members} m SET similarity = f.similarity, "
+                "near_duplicate_of = f.near_duplicate_of FROM _stage_member_figures f "
+                "WHERE m.space = %s AND m.full_name = f.full_name",
+                members=self.t("cluster_members"),
+            ),
+            (space.name,),
+        )
         self.execute("DROP TABLE _stage_member_figures")
 
     def write_cluster_meta(self, space: Space, next_id: int, baseline: dict | None) -> None:
@@ -149,34 +249,53 @@ class ClusterQueries(StoreBase):
         that drift is measured against."""
         meta = self.t("cluster_meta")
         if baseline is None:
-            self.execute(self._sql(
-                "INSERT INTO {meta} (space, next_id) VALUES (%s, %s) ON CONFLICT (space) "
-                "DO UPDATE SET next_id = greatest({meta}.next_id, excluded.next_id)", meta=meta),
-                (space.name, next_id))
+            self.execute(
+                self._sql(
+                    "INSERT INTO {meta} (space, next_id) VALUES (%s, %s) ON CONFLICT (space) "
+                    "DO UPDATE SET next_id = greatest({meta}.next_id, excluded.next_id)",
+                    meta=meta,
+                ),
+                (space.name, next_id),
+            )
         else:
-            self.execute(self._sql(
-                "INSERT INTO {meta} (space, next_id, full_at, baseline) VALUES (%s, %s, now(), %s) "
-                "ON CONFLICT (space) DO UPDATE SET full_at = now(), baseline = excluded.baseline, "
-                "next_id = greatest({meta}.next_id, excluded.next_id)", meta=meta),
-                (space.name, next_id, Jsonb(baseline)))
+            self.execute(
+                self._sql(
+                    "INSERT INTO {meta} (space, next_id, full_at, baseline) VALUES (%s, %s, now(), "
+                    "%s) "
+                    "ON CONFLICT (space) DO UPDATE SET full_at = now(), baseline = "
+                    "excluded.baseline, "
+                    "next_id = greatest({meta}.next_id, excluded.next_id)",
+                    meta=meta,
+                ),
+                (space.name, next_id, Jsonb(baseline)),
+            )
 
-    def cluster_label_background(self, space: Space, exclude: Sequence[int], clusters: int,
-                                 per_cluster: int) -> dict[int, list[str]]:
+    def cluster_label_background(
+        self, space: Space, exclude: Sequence[int], clusters: int, per_cluster: int
+    ) -> dict[int, list[str]]:
         """Texts of a fixed sample of other clusters (their members nearest the centroid), so
         that labels computed for a few clusters still weigh terms against many."""
-        rows = self.execute(self._sql(
-            "SELECT k.cluster_id, c.text FROM ("
-            "  SELECT cluster_id FROM {clusters} WHERE space = %(space)s "
-            "  AND NOT (cluster_id = ANY(%(exclude)s)) ORDER BY hashtext(cluster_id::text), "
-            "  cluster_id LIMIT %(clusters)s) k "
-            "CROSS JOIN LATERAL (SELECT m.full_name FROM {members} m WHERE m.space = %(space)s "
-            "  AND m.cluster_id = k.cluster_id AND NOT m.removed "
-            "  ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(per_cluster)s) m "
-            "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0",
-            clusters=self.t("clusters"), members=self.t("cluster_members"),
-            chunks=self.t("chunks")),
-            {"space": space.name, "exclude": list(exclude), "clusters": clusters,
-             "per_cluster": per_cluster}).fetchall()
+        rows = self.execute(
+            self._sql(
+                "SELECT k.cluster_id, c.text FROM ("
+                "  SELECT cluster_id FROM {clusters} WHERE space = %(space)s "
+                "  AND NOT (cluster_id = ANY(%(exclude)s)) ORDER BY hashtext(cluster_id::text), "
+                "  cluster_id LIMIT %(clusters)s) k "
+                "CROSS JOIN LATERAL (SELECT m.full_name FROM {members} m WHERE m.space = %(space)s "
+                "  AND m.cluster_id = k.cluster_id AND NOT m.removed "
+                "  ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(per_cluster)s) m "
+                "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0",
+                clusters=self.t("clusters"),
+                members=self.t("cluster_members"),
+                chunks=self.t("chunks"),
+            ),
+            {
+                "space": space.name,
+                "exclude": list(exclude),
+                "clusters": clusters,
+                "per_cluster": per_cluster,
+            },
+        ).fetchall()
         texts: dict[int, list[str]] = {}
         for cluster, text in rows:
             texts.setdefault(cluster, []).append(text)
@@ -184,46 +303,72 @@ class ClusterQueries(StoreBase):
 
     def list_clusters(self, space: Space, limit: int, members: int) -> list[dict]:
         """Largest first, each with up to `members` member names, most similar first."""
-        rows = self.execute(self._sql(
-            "SELECT k.cluster_id, k.size, k.label, k.representative, r.note, r.resolved_at, "
-            "  ARRAY(SELECT m.full_name FROM {members} m WHERE m.space = k.space "
-            "        AND m.cluster_id = k.cluster_id AND NOT m.removed "
-            "        ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(members)s) "
-            "FROM {clusters} k LEFT JOIN {resolutions} r "
-            "  ON r.space = k.space AND r.cluster_id = k.cluster_id "
-            "WHERE k.space = %(space)s ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
-            clusters=self.t("clusters"), members=self.t("cluster_members"),
-            resolutions=self.t("cluster_resolutions")),
-            {"space": space.name, "limit": limit, "members": members}).fetchall()
+        rows = self.execute(
+            self._sql(
+                "SELECT k.cluster_id, k.size, k.label, k.representative, r.note, r.resolved_at, "
+                "  ARRAY(SELECT m.full_name FROM {members} m WHERE m.space = k.space "
+                "        AND m.cluster_id = k.cluster_id AND NOT m.removed "
+                "        ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(members)s) "
+                "FROM {clusters} k LEFT JOIN {resolutions} r "
+                "  ON r.space = k.space AND r.cluster_id = k.cluster_id "
+                "WHERE k.space = %(space)s ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
+                clusters=self.t("clusters"),
+                members=self.t("cluster_members"),
+                resolutions=self.t("cluster_resolutions"),
+            ),
+            {"space": space.name, "limit": limit, "members": members},
+        ).fetchall()
         keys = ("cluster_id", "size", "label", "representative", "note", "resolved_at", "members")
-        return [dict(zip(keys, row)) for row in rows]
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def cluster_members(self, space: Space, cluster_id: int) -> list[dict]:
-        rows = self.execute(self._sql(
-            "SELECT full_name, similarity, near_duplicate_of FROM {members} "
-            "WHERE space = %s AND cluster_id = %s AND NOT removed "
-            "ORDER BY similarity DESC NULLS LAST, full_name",
-            members=self.t("cluster_members")), (space.name, cluster_id)).fetchall()
-        return [{"full_name": n, "similarity": None if s is None else round(float(s), 4),
-                 "near_duplicate_of": list(d or [])} for n, s, d in rows]
+        rows = self.execute(
+            self._sql(
+                "SELECT full_name, similarity, near_duplicate_of FROM {members} "
+                "WHERE space = %s AND cluster_id = %s AND NOT removed "
+                "ORDER BY similarity DESC NULLS LAST, full_name",
+                members=self.t("cluster_members"),
+            ),
+            (space.name, cluster_id),
+        ).fetchall()
+        return [
+            {
+                "full_name": n,
+                "similarity": None if s is None else round(float(s), 4),
+                "near_duplicate_of": list(d or []),
+            }
+            for n, s, d in rows
+        ]
 
     def remove_cluster_member(self, space: Space, full_name: str) -> int | None:
         """Take a repository out of its cluster for good; returns the cluster it left."""
-        row = self.execute(self._sql(
-            "UPDATE {members} m SET removed = true, cluster_id = NULL FROM {members} old "
-            "WHERE m.space = %s AND m.full_name = %s AND old.space = m.space "
-            "AND old.full_name = m.full_name RETURNING old.cluster_id",
-            members=self.t("cluster_members")), (space.name, full_name)).fetchone()
+        row = self.execute(
+            self._sql(
+                "UPDATE {members} m SET removed = true, cluster_id = NULL FROM {members} old "
+                "WHERE m.space = %s AND m.full_name = %s AND old.space = m.space "
+                "AND old.full_name = m.full_name RETURNING old.cluster_id",
+                members=self.t("cluster_members"),
+            ),
+            (space.name, full_name),
+        ).fetchone()
         return row[0] if row else None
 
     def resolve_cluster(self, space: Space, cluster_id: int, note: str) -> bool:
-        exists = self.execute(self._sql(
-            "SELECT 1 FROM {clusters} WHERE space = %s AND cluster_id = %s",
-            clusters=self.t("clusters")), (space.name, cluster_id)).fetchone()
+        exists = self.execute(
+            self._sql(
+                "SELECT 1 FROM {clusters} WHERE space = %s AND cluster_id = %s",
+                clusters=self.t("clusters"),
+            ),
+            (space.name, cluster_id),
+        ).fetchone()
         if exists:
-            self.execute(self._sql(
-                "INSERT INTO {resolutions} (space, cluster_id, note) VALUES (%s, %s, %s) "
-                "ON CONFLICT (space, cluster_id) DO UPDATE SET note = excluded.note, "
-                "resolved_at = now()", resolutions=self.t("cluster_resolutions")),
-                (space.name, cluster_id, note))
+            self.execute(
+                self._sql(
+                    "INSERT INTO {resolutions} (space, cluster_id, note) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (space, cluster_id) DO UPDATE SET note = excluded.note, "
+                    "resolved_at = now()",
+                    resolutions=self.t("cluster_resolutions"),
+                ),
+                (space.name, cluster_id, note),
+            )
         return bool(exists)

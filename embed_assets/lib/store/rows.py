@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import psycopg
 from psycopg import sql
@@ -15,10 +15,26 @@ NAME_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"  # GitHub's owner/name, as t
 # Columns whose change alters the embedded text (or the row's partition); others (stars, url) do not
 # log a change, so that they never cause a run.
 TEXT_COLUMNS = ("description", "language", "topics", "readme", "created_at")
-SOURCE_COLUMNS = ("full_name", "description", "language", "stars", "topics", "url", "readme",
-                  "created_at")
-CHUNK_COLUMNS = ("chunk_id", "full_name", "position", "row_time", "text", "content_hash",
-                 "text_hash", "chunker")
+SOURCE_COLUMNS = (
+    "full_name",
+    "description",
+    "language",
+    "stars",
+    "topics",
+    "url",
+    "readme",
+    "created_at",
+)
+CHUNK_COLUMNS = (
+    "chunk_id",
+    "full_name",
+    "position",
+    "row_time",
+    "text",
+    "content_hash",
+    "text_hash",
+    "chunker",
+)
 
 
 class RowQueries(StoreBase):
@@ -30,36 +46,57 @@ class RowQueries(StoreBase):
         if not rows:
             return {"inserted": 0, "updated": 0, "unchanged": 0}
         with self.transaction():
-            self.execute(self._sql(
-                "CREATE TEMP TABLE _stage_source (LIKE {source} INCLUDING DEFAULTS) ON COMMIT DROP",
-                source=self.source))
-            with self.conn.cursor().copy(sql.SQL("COPY _stage_source ({}) FROM STDIN").format(
-                    _columns(SOURCE_COLUMNS))) as copy:
+            self.execute(
+                self._sql(
+                    "CREATE TEMP TABLE _stage_source (LIKE {source} INCLUDING DEFAULTS) ON COMMIT "
+                    "DROP",
+                    source=self.source,
+                )
+            )
+            with self.conn.cursor().copy(
+                sql.SQL("COPY _stage_source ({}) FROM STDIN").format(_columns(SOURCE_COLUMNS))
+            ) as copy:
                 for row in rows:
                     copy.write_row(row)
             assignments = sql.SQL(", ").join(
-                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in SOURCE_COLUMNS[1:])
-            result = self.execute(self._sql(
-                "INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
-                "ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
-                "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
-                source=self.source, cols=_columns(SOURCE_COLUMNS), assignments=assignments,
-                old=_row_of("s", SOURCE_COLUMNS[1:]), new=_row_of("excluded", SOURCE_COLUMNS[1:]))
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                for c in SOURCE_COLUMNS[1:]
+            )
+            result = self.execute(
+                self._sql(
+                    "INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
+                    "ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
+                    "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
+                    source=self.source,
+                    cols=_columns(SOURCE_COLUMNS),
+                    assignments=assignments,
+                    old=_row_of("s", SOURCE_COLUMNS[1:]),
+                    new=_row_of("excluded", SOURCE_COLUMNS[1:]),
+                )
             ).fetchall()
-        self.analyze_if_grown(self.settings.source_table, len(result),
-                              ("full_name", "created_at", "row_hash"))
+        self.analyze_if_grown(
+            self.settings.source_table, len(result), ("full_name", "created_at", "row_hash")
+        )
         inserted = sum(1 for (new,) in result if new)
         updated = len(result) - inserted
-        return {"inserted": inserted, "updated": updated,
-                "unchanged": len(rows) - inserted - updated}
+        return {
+            "inserted": inserted,
+            "updated": updated,
+            "unchanged": len(rows) - inserted - updated,
+        }
 
     def count_source(self, start: datetime | None = None, end: datetime | None = None) -> int:
         if start is None:
-            return self.execute(self._sql("SELECT count(*) FROM {source}",
-                                          source=self.source)).fetchone()[0]
-        return self.execute(self._sql(
-            "SELECT count(*) FROM {source} WHERE created_at >= %s AND created_at < %s",
-            source=self.source), (start, end)).fetchone()[0]
+            return self.execute(
+                self._sql("SELECT count(*) FROM {source}", source=self.source)
+            ).fetchone()[0]
+        return self.execute(
+            self._sql(
+                "SELECT count(*) FROM {source} WHERE created_at >= %s AND created_at < %s",
+                source=self.source,
+            ),
+            (start, end),
+        ).fetchone()[0]
 
     # -- repositories ------------------------------------------------------------------------
     def sync_repositories(self, start: datetime, end: datetime) -> dict:
@@ -75,145 +112,242 @@ class RowQueries(StoreBase):
         with self.transaction():
             # Rows written with triggers off (a restore, replication) lack the hash: the row
             # trigger computes it on this no-op update, and the change log ignores it.
-            self.execute(self._sql(
-                "UPDATE {source} SET row_hash = NULL WHERE row_hash IS NULL "
-                "AND created_at >= %(start)s AND created_at < %(end)s", source=self.source), params)
-            self.execute(self._sql(_CHANGED_SOURCE_ROWS, source=self.source,
-                                   cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in SOURCE_COLUMNS),
-                                   repositories=self.t("repositories"),
-                                   rejected=self.t("rejected_rows")), params)
+            self.execute(
+                self._sql(
+                    "UPDATE {source} SET row_hash = NULL WHERE row_hash IS NULL "
+                    "AND created_at >= %(start)s AND created_at < %(end)s",
+                    source=self.source,
+                ),
+                params,
+            )
+            self.execute(
+                self._sql(
+                    _CHANGED_SOURCE_ROWS,
+                    source=self.source,
+                    cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in SOURCE_COLUMNS),
+                    repositories=self.t("repositories"),
+                    rejected=self.t("rejected_rows"),
+                ),
+                params,
+            )
             changed = self.execute("SELECT count(*) FROM _changed").fetchone()[0]
-            self.execute(self._sql(
-                "DELETE FROM {rejected} WHERE full_name IN (SELECT full_name FROM _changed); "
-                "INSERT INTO {rejected} (full_name, row_time, source_hash, reason) "
-                "SELECT full_name, created_at, source_hash, reason FROM _changed "
-                "WHERE reason IS NOT NULL", rejected=self.t("rejected_rows")))
-            rejected = self.execute("SELECT full_name, reason FROM _changed WHERE reason IS NOT NULL "
-                                    "ORDER BY full_name").fetchall()
-            result = self.execute(self._sql(_UPSERT_REPOSITORIES,
-                                            repositories=self.t("repositories"))).fetchall()
-            deleted = self.execute(self._sql(
-                "DELETE FROM {repositories} r WHERE r.row_time >= %(start)s AND r.row_time < %(end)s "
-                "AND (NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = r.full_name "
-                "  AND s.created_at >= %(start)s AND s.created_at < %(end)s) "
-                "  OR r.full_name IN (SELECT full_name FROM _changed WHERE reason IS NOT NULL))",
-                repositories=self.t("repositories"), source=self.source), params).rowcount
-            self.execute(self._sql(
-                "DELETE FROM {rejected} j WHERE j.row_time >= %(start)s AND j.row_time < %(end)s "
-                "AND NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = j.full_name "
-                "  AND s.row_hash = j.source_hash)",
-                rejected=self.t("rejected_rows"), source=self.source), params)
-        self.analyze_if_grown("repositories", len(result) + deleted,
-                              ("full_name", "row_time", "source_hash", "text_hash"))
+            self.execute(
+                self._sql(
+                    "DELETE FROM {rejected} WHERE full_name IN (SELECT full_name FROM _changed); "
+                    "INSERT INTO {rejected} (full_name, row_time, source_hash, reason) "
+                    "SELECT full_name, created_at, source_hash, reason FROM _changed "
+                    "WHERE reason IS NOT NULL",
+                    rejected=self.t("rejected_rows"),
+                )
+            )
+            rejected = self.execute(
+                "SELECT full_name, reason FROM _changed WHERE reason IS NOT NULL ORDER BY full_name"
+            ).fetchall()
+            result = self.execute(
+                self._sql(_UPSERT_REPOSITORIES, repositories=self.t("repositories"))
+            ).fetchall()
+            deleted = self.execute(
+                self._sql(
+                    "DELETE FROM {repositories} r WHERE r.row_time >= %(start)s AND r.row_time < "
+                    "%(end)s "
+                    "AND (NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = r.full_name "
+                    "  AND s.created_at >= %(start)s AND s.created_at < %(end)s) "
+                    "  OR r.full_name IN (SELECT full_name FROM _changed WHERE reason IS NOT "
+                    "NULL))",
+                    repositories=self.t("repositories"),
+                    source=self.source,
+                ),
+                params,
+            ).rowcount
+            self.execute(
+                self._sql(
+                    "DELETE FROM {rejected} j WHERE j.row_time >= %(start)s AND j.row_time < "
+                    "%(end)s "
+                    "AND NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = j.full_name "
+                    "  AND s.row_hash = j.source_hash)",
+                    rejected=self.t("rejected_rows"),
+                    source=self.source,
+                ),
+                params,
+            )
+        self.analyze_if_grown(
+            "repositories",
+            len(result) + deleted,
+            ("full_name", "row_time", "source_hash", "text_hash"),
+        )
         added = sum(1 for (new,) in result if new)
-        return {"changed": changed, "added": added, "updated": len(result) - added,
-                "deleted": deleted, "rejected": rejected}
+        return {
+            "changed": changed,
+            "added": added,
+            "updated": len(result) - added,
+            "deleted": deleted,
+            "rejected": rejected,
+        }
 
     def count_in_window(self, table: str, start: datetime, end: datetime) -> int:
-        return self.execute(self._sql(
-            "SELECT count(*) FROM {table} WHERE row_time >= %s AND row_time < %s",
-            table=self.t(table)), (start, end)).fetchone()[0]
+        return self.execute(
+            self._sql(
+                "SELECT count(*) FROM {table} WHERE row_time >= %s AND row_time < %s",
+                table=self.t(table),
+            ),
+            (start, end),
+        ).fetchone()[0]
 
     # -- chunks ------------------------------------------------------------------------------
     def repositories_to_chunk(self, start: datetime, end: datetime, chunker: str) -> list[dict]:
         """Repositories in [start, end) whose text, time or chunking differs from their chunks'."""
         cur = self.conn.cursor(row_factory=psycopg.rows.dict_row)
-        return cur.execute(self._sql(
-            "SELECT r.full_name, r.description, r.language, r.topics, r.readme, r.row_time, "
-            "r.text_hash FROM {repositories} r "
-            "WHERE r.row_time >= %(start)s AND r.row_time < %(end)s AND NOT EXISTS ("
-            "  SELECT 1 FROM {chunks} c WHERE c.chunk_id = r.full_name || '#0' "
-            "  AND c.text_hash = r.text_hash AND c.chunker = %(chunker)s "
-            "  AND c.row_time = r.row_time)",
-            repositories=self.t("repositories"), chunks=self.t("chunks")),
-            {"start": start, "end": end, "chunker": chunker}).fetchall()
+        return cur.execute(
+            self._sql(
+                "SELECT r.full_name, r.description, r.language, r.topics, r.readme, r.row_time, "
+                "r.text_hash FROM {repositories} r "
+                "WHERE r.row_time >= %(start)s AND r.row_time < %(end)s AND NOT EXISTS ("
+                "  SELECT 1 FROM {chunks} c WHERE c.chunk_id = r.full_name || '#0' "
+                "  AND c.text_hash = r.text_hash AND c.chunker = %(chunker)s "
+                "  AND c.row_time = r.row_time)",
+                repositories=self.t("repositories"),
+                chunks=self.t("chunks"),
+            ),
+            {"start": start, "end": end, "chunker": chunker},
+        ).fetchall()
 
-    def write_chunks(self, start: datetime, end: datetime, full_names: Sequence[str],
-                     rows: Sequence[Sequence]) -> dict[str, int]:
+    def write_chunks(
+        self, start: datetime, end: datetime, full_names: Sequence[str], rows: Sequence[Sequence]
+    ) -> dict[str, int]:
         """In one transaction: upsert the chunks of `full_names` (CHUNK_COLUMNS order), delete
         their chunks that no longer exist (shorter text), and delete chunks of [start, end) whose
         repository is gone from the window. `updated` counts chunks whose text changed."""
         with self.transaction():
             self._stage("chunks", CHUNK_COLUMNS, rows)
-            updated = self.execute(self._sql(
-                "SELECT count(*) FROM _stage_chunks s JOIN {chunks} c USING (chunk_id) "
-                "WHERE c.content_hash <> s.content_hash", chunks=self.t("chunks"))).fetchone()[0]
+            updated = self.execute(
+                self._sql(
+                    "SELECT count(*) FROM _stage_chunks s JOIN {chunks} c USING (chunk_id) "
+                    "WHERE c.content_hash <> s.content_hash",
+                    chunks=self.t("chunks"),
+                )
+            ).fetchone()[0]
             upserted = self._upsert_from_stage("chunks", CHUNK_COLUMNS, "chunk_id")
-            deleted = self.execute(self._sql(
-                "DELETE FROM {chunks} c WHERE c.full_name IN (SELECT unnest(%b::text[])) "
-                "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
-                chunks=self.t("chunks")), (list(full_names),)).rowcount
-            deleted += self.execute(self._sql(
-                "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s AND c.row_time < %(end)s "
-                "AND NOT EXISTS (SELECT 1 FROM {repositories} r WHERE r.full_name = c.full_name "
-                "  AND r.row_time = c.row_time)",
-                chunks=self.t("chunks"), repositories=self.t("repositories")),
-                {"start": start, "end": end}).rowcount
-        self.analyze_if_grown("chunks", upserted.added + upserted.updated + deleted,
-                              ("chunk_id", "full_name", "row_time", "content_hash"))
+            deleted = self.execute(
+                self._sql(
+                    "DELETE FROM {chunks} c WHERE c.full_name IN (SELECT unnest(%b::text[])) "
+                    "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
+                    chunks=self.t("chunks"),
+                ),
+                (list(full_names),),
+            ).rowcount
+            deleted += self.execute(
+                self._sql(
+                    "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s AND c.row_time < %(end)s "
+                    "AND NOT EXISTS (SELECT 1 FROM {repositories} r WHERE r.full_name = "
+                    "c.full_name "
+                    "  AND r.row_time = c.row_time)",
+                    chunks=self.t("chunks"),
+                    repositories=self.t("repositories"),
+                ),
+                {"start": start, "end": end},
+            ).rowcount
+        self.analyze_if_grown(
+            "chunks",
+            upserted.added + upserted.updated + deleted,
+            ("chunk_id", "full_name", "row_time", "content_hash"),
+        )
         return {"added": upserted.added, "updated": updated, "deleted": deleted}
 
     # -- what needs a run --------------------------------------------------------------------
     def cursor(self, name: str) -> str | None:
         """A reader's position in the change log (embed_assets.lib.changes.ChangeCursor's text)."""
-        row = self.execute(self._sql("SELECT coalesce(state, position::text) FROM {cursors} "
-                                     "WHERE name = %s", cursors=self.t("cursors")), (name,)).fetchone()
+        row = self.execute(
+            self._sql(
+                "SELECT coalesce(state, position::text) FROM {cursors} WHERE name = %s",
+                cursors=self.t("cursors"),
+            ),
+            (name,),
+        ).fetchone()
         return row[0] if row else None
 
     def set_cursor(self, name: str, position: int, state: str) -> None:
         """Never moves a cursor back (two syncs ending in either order)."""
-        self.execute(self._sql(
-            "INSERT INTO {cursors} AS c (name, position, state) VALUES (%s, %s, %s) "
-            "ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = excluded.state "
-            "WHERE c.position <= excluded.position", cursors=self.t("cursors")),
-            (name, position, state))
+        self.execute(
+            self._sql(
+                "INSERT INTO {cursors} AS c (name, position, state) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = "
+                "excluded.state "
+                "WHERE c.position <= excluded.position",
+                cursors=self.t("cursors"),
+            ),
+            (name, position, state),
+        )
 
     def cursor_states(self) -> list[str]:
         """Every reader's position in the change log."""
-        return [row[0] for row in self.execute(self._sql(
-            "SELECT coalesce(state, position::text) FROM {cursors}", cursors=self.t("cursors")))]
+        return [
+            row[0]
+            for row in self.execute(
+                self._sql(
+                    "SELECT coalesce(state, position::text) FROM {cursors}",
+                    cursors=self.t("cursors"),
+                )
+            )
+        ]
 
     def prune_change_log(self, through: int) -> int:
         """Drop the changes with ids up to `through`: every reader has read them."""
-        return self.execute(self._sql("DELETE FROM {changes} WHERE id <= %s",
-                                      changes=self.t("source_changes")), (through,)).rowcount
+        return self.execute(
+            self._sql("DELETE FROM {changes} WHERE id <= %s", changes=self.t("source_changes")),
+            (through,),
+        ).rowcount
 
-    def read_change_log(self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None
-                        ) -> tuple[list[tuple[int, datetime]], int, int]:
+    def read_change_log(
+        self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None
+    ) -> tuple[list[tuple[int, datetime]], int, int]:
         """(id, month (UTC) of the row) of the changes after `position` or inside `gaps`, oldest
         first, and, from the same snapshot, the oldest transaction id still running and this
         reader's own transaction id (see embed_assets.lib.changes)."""
         with self.conn.transaction():
             self.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            rows = self.execute(self._sql(
-                "SELECT id, date_trunc('month', row_time, 'UTC') FROM {changes} "
-                "WHERE id > %(position)s OR id <@ %(gaps)s::int8multirange ORDER BY id LIMIT %(limit)s",
-                changes=self.t("source_changes")),
-                {"position": position, "limit": limit,
-                 "gaps": "{" + ",".join(f"[{lo},{hi}]" for lo, hi in gaps) + "}"}).fetchall()
+            rows = self.execute(
+                self._sql(
+                    "SELECT id, date_trunc('month', row_time, 'UTC') FROM {changes} "
+                    "WHERE id > %(position)s OR id <@ %(gaps)s::int8multirange ORDER BY id LIMIT "
+                    "%(limit)s",
+                    changes=self.t("source_changes"),
+                ),
+                {
+                    "position": position,
+                    "limit": limit,
+                    "gaps": "{" + ",".join(f"[{lo},{hi}]" for lo, hi in gaps) + "}",
+                },
+            ).fetchall()
             # After the read: this transaction's own id is above that of every writer whose
             # change the read could not see yet.
             oldest, own = self.execute(
                 "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, "
-                "pg_current_xact_id()::text::bigint").fetchone()
+                "pg_current_xact_id()::text::bigint"
+            ).fetchone()
         return rows, oldest, own
 
-    def changed_repositories(self, start: datetime, end: datetime, since: datetime,
-                             limit: int) -> list[dict]:
+    def changed_repositories(
+        self, start: datetime, end: datetime, since: datetime, limit: int
+    ) -> list[dict]:
         """A few repositories of [start, end) written at or after `since`, for a preview."""
         cur = self.conn.cursor(row_factory=psycopg.rows.dict_row)
-        return cur.execute(self._sql(
-            "SELECT full_name, language, stars, description FROM {repositories} "
-            "WHERE row_time >= %s AND row_time < %s AND updated_at >= %s "
-            "ORDER BY updated_at DESC, full_name LIMIT %s", repositories=self.t("repositories")),
-            (start, end, since, limit)).fetchall()
+        return cur.execute(
+            self._sql(
+                "SELECT full_name, language, stars, description FROM {repositories} "
+                "WHERE row_time >= %s AND row_time < %s AND updated_at >= %s "
+                "ORDER BY updated_at DESC, full_name LIMIT %s",
+                repositories=self.t("repositories"),
+            ),
+            (start, end, since, limit),
+        ).fetchall()
 
 
 _CHANGED_SOURCE_ROWS = """
 CREATE TEMP TABLE _changed ON COMMIT DROP AS
 SELECT {cols}, s.row_hash AS source_hash,
     CASE WHEN s.full_name !~ %(name_pattern)s
-         THEN 'full_name: not an ''owner/name'' repository name: ' || quote_literal(left(s.full_name, 80))
+         THEN 'full_name: not an ''owner/name'' repository name: ' ||
+         quote_literal(left(s.full_name, 80))
          WHEN s.stars < 0 THEN 'stars: negative: ' || s.stars
     END AS reason
 FROM {source} s

@@ -17,65 +17,99 @@ class SchemaQueries(StoreBase):
         table has its triggers is left alone: every process start would otherwise take DDL locks."""
         if self._schema_is_current():
             return
-        version = self.execute("SELECT default_version FROM pg_available_extensions "
-                               "WHERE name = 'vector'").fetchone()
+        version = self.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+        ).fetchone()
         if version is None:
-            raise StoreError("the pgvector extension is not available on this PostgreSQL server; "
-                             "install pgvector >= 0.5 (https://github.com/pgvector/pgvector)")
+            raise StoreError(
+                "the pgvector extension is not available on this PostgreSQL server; "
+                "install pgvector >= 0.5 (https://github.com/pgvector/pgvector)"
+            )
         with self.transaction():
             # DDL by two processes at once would race on the catalog: serialise it.
             self.execute("SELECT pg_advisory_xact_lock(hashtext('embed_assets.ensure_schema'))")
             self.execute("CREATE EXTENSION IF NOT EXISTS vector")
             installed = self.execute(
-                "SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()[0]
+                "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+            ).fetchone()[0]
             if tuple(int(p) for p in installed.split(".")[:2]) < MIN_PGVECTOR:
-                raise StoreError(f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
-                                 "(HNSW indexes): ALTER EXTENSION vector UPDATE")
+                raise StoreError(
+                    f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
+                    "(HNSW indexes): ALTER EXTENSION vector UPDATE"
+                )
             had_trigger = self._has_change_triggers()
-            self.execute(self._sql(_SCHEMA_DDL, schema=sql.Identifier(self.schema),
-                                   source=self.source, changes=self.t("source_changes"),
-                                   repositories=self.t("repositories"),
-                                   rejected=self.t("rejected_rows"), chunks=self.t("chunks"),
-                                   spaces=self.t("spaces"), cursors=self.t("cursors"),
-                                   failures=self.t("embedding_failures"),
-                                   cache=self.t("embedding_cache"),
-                                   counters=self.t("cache_counters"),
-                                   clusters=self.t("clusters"),
-                                   members=self.t("cluster_members"),
-                                   resolutions=self.t("cluster_resolutions"),
-                                   meta=self.t("cluster_meta"),
-                                   etags=self.t("github_etags")))
-            self.execute(self._sql(_TRIGGER_DDL, source=self.source,
-                                   changes=self.t("source_changes"),
-                                   log_insert=self.t("log_source_insert"),
-                                   log_update=self.t("log_source_update"),
-                                   log_delete=self.t("log_source_delete"),
-                                   set_hash=self.t("set_source_row_hash"),
-                                   text_old=_row_of("o", TEXT_COLUMNS),
-                                   text_new=_row_of("n", TEXT_COLUMNS)))
+            self.execute(
+                self._sql(
+                    _SCHEMA_DDL,
+                    schema=sql.Identifier(self.schema),
+                    source=self.source,
+                    changes=self.t("source_changes"),
+                    repositories=self.t("repositories"),
+                    rejected=self.t("rejected_rows"),
+                    chunks=self.t("chunks"),
+                    spaces=self.t("spaces"),
+                    cursors=self.t("cursors"),
+                    failures=self.t("embedding_failures"),
+                    cache=self.t("embedding_cache"),
+                    counters=self.t("cache_counters"),
+                    clusters=self.t("clusters"),
+                    members=self.t("cluster_members"),
+                    resolutions=self.t("cluster_resolutions"),
+                    meta=self.t("cluster_meta"),
+                    etags=self.t("github_etags"),
+                )
+            )
+            self.execute(
+                self._sql(
+                    _TRIGGER_DDL,
+                    source=self.source,
+                    changes=self.t("source_changes"),
+                    log_insert=self.t("log_source_insert"),
+                    log_update=self.t("log_source_update"),
+                    log_delete=self.t("log_source_delete"),
+                    set_hash=self.t("set_source_row_hash"),
+                    text_old=_row_of("o", TEXT_COLUMNS),
+                    text_new=_row_of("n", TEXT_COLUMNS),
+                )
+            )
             if not had_trigger:
                 # A source table filled before the triggers existed: hash and log what it holds.
                 self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
-                self.execute(self._sql("INSERT INTO {changes} (full_name, row_time, op) "
-                                       "SELECT full_name, created_at, 'insert' FROM {source}",
-                                       changes=self.t("source_changes"), source=self.source))
-            self.execute(sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-                sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)))
+                self.execute(
+                    self._sql(
+                        "INSERT INTO {changes} (full_name, row_time, op) "
+                        "SELECT full_name, created_at, 'insert' FROM {source}",
+                        changes=self.t("source_changes"),
+                        source=self.source,
+                    )
+                )
+            self.execute(
+                sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
+                    sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)
+                )
+            )
 
     def _schema_is_current(self) -> bool:
-        mark = self.execute("SELECT obj_description(to_regnamespace(%s), 'pg_namespace')",
-                            (self.schema,)).fetchone()[0]
+        mark = self.execute(
+            "SELECT obj_description(to_regnamespace(%s), 'pg_namespace')", (self.schema,)
+        ).fetchone()[0]
         return mark == SCHEMA_MARK and self._has_change_triggers()
 
     def _has_change_triggers(self) -> bool:
-        return self.execute(
-            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = %s AND t.tgname LIKE 'embed_assets_%%'",
-            (self.schema, self.settings.source_table)).fetchone()[0] == 4
+        return (
+            self.execute(
+                "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relname = %s AND t.tgname LIKE 'embed_assets_%%'",
+                (self.schema, self.settings.source_table),
+            ).fetchone()[0]
+            == 4
+        )
 
     def drop_schema(self) -> None:
-        self.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
+        self.execute(
+            sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+        )
         with _ensured_lock:
             _ensured.clear()
 

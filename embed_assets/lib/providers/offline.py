@@ -1,6 +1,7 @@
 """The offline embedding provider: deterministic lexical vectors by signed feature hashing.
 
-Nothing is downloaded and nothing is learned, so a vector depends only on its own text: the same text
+Nothing is downloaded and nothing is learned, so a vector depends only on its own text: the same
+text
 gives the same bytes in every process, on every machine and in every batch. Similarity is lexical
 (shared words and word pieces), which is what the demo and the tests need from a provider.
 
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import time
 import unicodedata
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from embed_assets.lib.providers import ProviderMetrics, estimate_tokens
+from embed_assets.lib.providers.base import ProviderMetrics, estimate_tokens
 
 _U64 = np.uint64
 # The multiplier of the polynomial hash sum(c[k] * P**k). It is odd, so it has an inverse modulo
@@ -45,7 +46,8 @@ _BIGRAM_MULTIPLIER = _U64(0xFF51AFD7ED558CCD)
 _WORD_WEIGHT = np.float32(1.0)
 _CHAR_WEIGHT = np.float32(0.4)
 # A slice holds at most this many texts and (unless one text is longer) code points. Small slices
-# bound memory and are faster: their working arrays (~128 KiB) stay in the CPU cache and are recycled
+# bound memory and are faster: their working arrays (~128 KiB) stay in the CPU cache and are
+# recycled
 # by malloc, where bigger ones are returned to the OS and page-faulted back in for every slice.
 _SLICE_TEXTS = 512
 _SLICE_CHARS = 1 << 14
@@ -67,7 +69,8 @@ def _powers(base: int, n: int) -> np.ndarray:
 
 
 def _mix(h: np.ndarray, seed: np.uint64) -> np.ndarray:
-    """The splitmix64 finaliser of h ^ seed, in place: every output bit depends on every input bit."""
+    """The splitmix64 finaliser of h ^ seed, in place: every output bit depends on every input
+    bit."""
     scratch = np.empty_like(h)
     h ^= seed
     for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
@@ -138,22 +141,27 @@ class OfflineHashingProvider:
                 )
             rows /= norms[:, None]
         self.metrics.add(provider_calls=1)
-        self.metrics.succeeded(len(texts), sum(map(estimate_tokens, texts)),
-                               time.perf_counter() - began)
+        self.metrics.succeeded(
+            len(texts), sum(map(estimate_tokens, texts)), time.perf_counter() - began
+        )
         return out
 
     def _accumulate(self, texts: list[str], flat_rows: np.ndarray) -> None:
-        """Add the signed, weighted features of `texts` to their rows, laid end to end in `flat_rows`."""
-        # NFKC and str.lower are slow per call; ASCII texts need neither (they are lower-cased below).
+        """Add the signed, weighted features of `texts` to their rows, laid end to end in
+        `flat_rows`."""
+        # NFKC and str.lower are slow per call; ASCII texts need neither (they are lower-cased
+        # below).
         texts = [t if t.isascii() else unicodedata.normalize("NFKC", t).lower() for t in texts]
         joined = " \x00 ".join(texts)
         if joined.count("\x00") != len(texts) - 1:  # a text holds NUL: count it as whitespace
             joined = " \x00 ".join(t.replace("\x00", " ") for t in texts)
-        # surrogatepass: a lone surrogate (from a surrogateescape decode) is just another code point.
+        # surrogatepass: a lone surrogate (from a surrogateescape decode) is just another code
+        # point.
         encoded = f"\x00 {joined} \x00".encode("utf-32-le", errors="surrogatepass")
         codes = np.frombuffer(encoded, dtype=np.uint32)
 
-        # Whitespace becomes a space and each run of spaces collapses to one, so every text is padded
+        # Whitespace becomes a space and each run of spaces collapses to one, so every text is
+        # padded
         # with exactly one space at each end by the spaces around the separators.
         classes = _classify(codes)
         space = classes == _SPACE
@@ -176,16 +184,23 @@ class OfflineHashingProvider:
         np.cumsum(codes * _powers(_P, n), out=prefix[1:])
 
         def add(
-            hashes: np.ndarray, offsets: np.ndarray, weight: np.float32, dropped: np.ndarray | None = None
+            hashes: np.ndarray,
+            offsets: np.ndarray,
+            weight: np.float32,
+            dropped: np.ndarray | None = None,
         ) -> None:
-            # Lemire's multiply-shift maps the low 32 bits onto [0, dimensions); the top bit is the sign.
+            # Lemire's multiply-shift maps the low 32 bits onto [0, dimensions); the top bit is the
+            # sign.
             bucket = ((hashes & _U64(0xFFFFFFFF)) * _U64(self.dimensions)) >> _U64(32)
             signed = np.where(hashes.view(np.int64) < 0, -weight, weight)
             if dropped is not None:
-                signed[dropped] = 0  # cheaper than compressing hashes and offsets; +0.0 changes nothing
+                signed[dropped] = (
+                    0  # cheaper than compressing hashes and offsets; +0.0 changes nothing
+                )
             np.add.at(flat_rows, bucket.view(np.int64) + offsets, signed)
 
-        # A character n-gram starts at every position; those holding a separator cross texts: dropped.
+        # A character n-gram starts at every position; those holding a separator cross texts:
+        # dropped.
         crossing = separator[:-1] | separator[1:]
         for size in (3, 4):
             crossing = crossing[:-1] | separator[size - 1 :]
@@ -201,6 +216,8 @@ class OfflineHashingProvider:
         words = _mix(word_hashes, _SEED_WORD)
         word_offsets = row_offset[word_starts]
         add(words, word_offsets, _WORD_WEIGHT)
-        pairs = np.flatnonzero(word_offsets[:-1] == word_offsets[1:])  # consecutive words of one text
+        pairs = np.flatnonzero(
+            word_offsets[:-1] == word_offsets[1:]
+        )  # consecutive words of one text
         bigrams = _mix((words[pairs] * _BIGRAM_MULTIPLIER) ^ words[pairs + 1], _SEED_BIGRAM)
         add(bigrams, word_offsets[pairs], _WORD_WEIGHT)

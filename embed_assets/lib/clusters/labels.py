@@ -11,7 +11,8 @@ its cluster.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -19,7 +20,9 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
 # Words of our text template ("Language: ...", "Topics: ...") and of URLs: in many texts, and
 # never what a cluster is about.
-DOMAIN_STOP_WORDS = frozenset({"language", "topics", "http", "https", "www", "com", "github", "io", "org"})
+DOMAIN_STOP_WORDS = frozenset(
+    {"language", "topics", "http", "https", "www", "com", "github", "io", "org"}
+)
 _STOP_WORDS = ENGLISH_STOP_WORDS | DOMAIN_STOP_WORDS
 # Terms are runs of letters and digits, two or more long and not only digits: "3d" and "h264" are
 # terms, "2020" is not. The underscore separates (snake_case names give their words).
@@ -40,7 +43,8 @@ def cluster_labels(
 
     Terms are lower-case word unigrams and bigrams (not across lines, commas or sentences), used by
     at least 5 % of the cluster's members and by two of them; a term sharing a word with a better
-    one is skipped ("react native" then "react" gives one term). A text's first line "owner/name" keeps
+    one is skipped ("react native" then "react" gives one term). A text's first line "owner/name"
+    keeps
     only the name, whose words often say what the repository is, while owners would label clusters
     by who wrote them. Pass every cluster (a sample of each large one's texts suffices, e.g. those
     nearest its centroid): the weights compare each cluster with all the others given. A cluster
@@ -65,10 +69,13 @@ def cluster_labels(
     sizes = np.bincount(owners, minlength=len(ids))
     minimum = np.where(sizes > 1, np.maximum(2, np.ceil(_MIN_SHARE * sizes)), 1)
     weights = counts.copy()
-    weights.data = np.where(counts.data >= minimum[rows], counts.data / totals[rows] * idf[counts.indices], 0)
+    weights.data = np.where(
+        counts.data >= minimum[rows], counts.data / totals[rows] * idf[counts.indices], 0
+    )
     terms = vectorizer.get_feature_names_out()
     return {
-        cluster: separator.join(_best_terms(weights, row, terms, top_terms)) for row, cluster in enumerate(ids)
+        cluster: separator.join(_best_terms(weights, row, terms, top_terms))
+        for row, cluster in enumerate(ids)
     }
 
 
@@ -77,20 +84,27 @@ def _terms(text: str) -> list[str]:
     word with itself ("JavaScript\\nLanguage: JavaScript") is not one."""
     terms: list[str] = []
     for segment in _SEGMENT.split(_without_owner(text).lower()):
-        words = [word for word in _TOKEN.findall(segment) if word not in _STOP_WORDS and not word.isnumeric()]
+        words = [
+            word
+            for word in _TOKEN.findall(segment)
+            if word not in _STOP_WORDS and not word.isnumeric()
+        ]
         terms.extend(words)
-        terms.extend(f"{a} {b}" for a, b in zip(words, words[1:]) if a != b)
+        terms.extend(f"{a} {b}" for a, b in pairwise(words) if a != b)
     return terms
 
 
-def _best_terms(weights: sparse.csr_matrix, row: int, terms: np.ndarray, top_terms: int) -> list[str]:
+def _best_terms(
+    weights: sparse.csr_matrix, row: int, terms: np.ndarray, top_terms: int
+) -> list[str]:
     start, stop = weights.indptr[row], weights.indptr[row + 1]
     columns, values = weights.indices[start:stop], weights.data[start:stop]
     columns, values = columns[values > 0], values[values > 0]
     chosen: list[str] = []
     used: set[str] = set()
     words_per_term = np.char.count(terms[columns].astype(str), " ") + 1
-    # Heaviest first; on a tie the bigram ("game engine" rather than "engine"), then vocabulary order.
+    # Heaviest first; on a tie the bigram ("game engine" rather than "engine"), then vocabulary
+    # order.
     for column in columns[np.lexsort((columns, -words_per_term, -values))]:
         words = terms[column].split()
         if used.isdisjoint(words):
@@ -102,5 +116,5 @@ def _best_terms(weights: sparse.csr_matrix, row: int, terms: np.ndarray, top_ter
 
 
 def _without_owner(text: str) -> str:
-    """"owner/name\\n..." becomes "name\\n...": the name describes, the owner does not."""
+    """ "owner/name\\n..." becomes "name\\n...": the name describes, the owner does not."""
     return _FULL_NAME_LINE.sub(lambda m: m.group(1) + "\n", text, count=1)

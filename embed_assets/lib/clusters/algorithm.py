@@ -30,8 +30,8 @@ are in benchmarks/clustering.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 from scipy import sparse
@@ -49,7 +49,9 @@ _SCORE_ENTRIES = 1 << 24
 # not for all. On 100K vectors in 8 cells (benchmarks/clustering.py, small-clusters) 3 cells instead
 # of 1 raised the adjusted Rand index from 0.90 to 0.96 for 46 % more time.
 _PROBES = 3
-_MAX_BLOCK = 1024  # founders of one block are clustered among themselves with a block × block matrix
+_MAX_BLOCK = (
+    1024  # founders of one block are clustered among themselves with a block × block matrix
+)
 
 
 @dataclass
@@ -57,7 +59,8 @@ class ClusterState:
     """Clusters as running sums: row r is cluster `ids[r]`.
 
     centroids are the unit-normalised sums; sums are float64 so that adding and later removing the
-    same vectors returns them to what they were (float32 would drift by ~1e-7 × |sum| per update)."""
+    same vectors returns them to what they were (float32 would drift by ~1e-7 × |sum| per
+    update)."""
 
     ids: np.ndarray  # int64 (k,)
     centroids: np.ndarray  # float32 (k, d)
@@ -67,13 +70,23 @@ class ClusterState:
 
     @classmethod
     def empty(cls, dimensions: int, next_id: int = 0) -> ClusterState:
-        return cls(np.empty(0, np.int64), np.empty((0, dimensions), np.float32),
-                   np.empty((0, dimensions), np.float64), np.empty(0, np.int64), next_id)
+        return cls(
+            np.empty(0, np.int64),
+            np.empty((0, dimensions), np.float32),
+            np.empty((0, dimensions), np.float64),
+            np.empty(0, np.int64),
+            next_id,
+        )
 
     @classmethod
     def from_labels(
-        cls, vectors: np.ndarray, labels: np.ndarray, ids: np.ndarray | None = None,
-        next_id: int | None = None, *, batch_size: int = 65_536,
+        cls,
+        vectors: np.ndarray,
+        labels: np.ndarray,
+        ids: np.ndarray | None = None,
+        next_id: int | None = None,
+        *,
+        batch_size: int = 65_536,
     ) -> ClusterState:
         """The state of a full clustering: labels are 0..k-1 (as `full_cluster` returns them), ids
         the stable id of each label (as `match_ids` returns them; default: the labels)."""
@@ -102,14 +115,19 @@ class ClusterState:
         cluster_ids = np.asarray(cluster_ids, np.int64)
         order = np.argsort(self.ids, kind="stable")
         pos = np.searchsorted(self.ids[order], cluster_ids).clip(max=max(len(order) - 1, 0))
-        found = (self.ids[order[pos]] == cluster_ids) if len(order) else np.zeros(len(cluster_ids), bool)
+        found = (
+            (self.ids[order[pos]] == cluster_ids)
+            if len(order)
+            else np.zeros(len(cluster_ids), bool)
+        )
         if not found.all():
             raise ValueError(f"unknown cluster id {int(cluster_ids[~found][0])}")
         return order[pos]
 
 
 class _Working:
-    """A mutable copy of a state, with room to grow, for the loops of `assign` and `full_cluster`."""
+    """A mutable copy of a state, with room to grow, for the loops of `assign` and
+    `full_cluster`."""
 
     def __init__(self, state: ClusterState) -> None:
         k, d = state.sums.shape
@@ -120,7 +138,9 @@ class _Working:
         self.sizes = np.zeros(capacity, np.int64)
         self.cohesion = np.zeros(capacity, np.float32)  # |sum| / size: the score's scale
         self.sums[:k], self.centroids[:k], self.sizes[:k] = state.sums, state.centroids, state.sizes
-        self.cohesion[:k] = np.sqrt(np.einsum("ij,ij->i", state.sums, state.sums)) / np.maximum(state.sizes, 1)
+        self.cohesion[:k] = np.sqrt(np.einsum("ij,ij->i", state.sums, state.sums)) / np.maximum(
+            state.sizes, 1
+        )
 
     def best(self, block: np.ndarray, threshold: float) -> np.ndarray:
         """Row of the cluster each vector joins, -1 where none reaches the threshold."""
@@ -149,7 +169,9 @@ class _Working:
     def state(self, ids: np.ndarray, next_id: int) -> ClusterState:
         """The state of the non-empty clusters, whose ids are ids[row]."""
         keep = np.flatnonzero(self.sizes[: self.count] > 0)
-        return ClusterState(ids[keep], self.centroids[keep], self.sums[keep], self.sizes[keep], next_id)
+        return ClusterState(
+            ids[keep], self.centroids[keep], self.sums[keep], self.sizes[keep], next_id
+        )
 
     def _update(self, block: np.ndarray, rows: np.ndarray, sign: int) -> None:
         touched, local = np.unique(rows, return_inverse=True)
@@ -191,7 +213,9 @@ def assign(
         rows[part] = _assign_block(work, vectors[part], threshold)
         start = part.stop
     first_new = len(state)
-    ids = np.concatenate([state.ids, np.arange(work.count - first_new, dtype=np.int64) + state.next_id])
+    ids = np.concatenate(
+        [state.ids, np.arange(work.count - first_new, dtype=np.int64) + state.next_id]
+    )
     return ids[rows], work.state(ids, state.next_id + work.count - first_new)
 
 
@@ -242,8 +266,12 @@ def _leader(vectors: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def full_cluster(
-    vectors: np.ndarray, threshold: float = DEFAULT_THRESHOLD, *, seed: int = 0,
-    cell_size: int = 50_000, batch_size: int = 65_536,
+    vectors: np.ndarray,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    seed: int = 0,
+    cell_size: int = 50_000,
+    batch_size: int = 65_536,
 ) -> np.ndarray:
     """Cluster all vectors from scratch: a label 0..k-1 per vector, labels in order of creation.
 
@@ -256,7 +284,9 @@ def full_cluster(
         return labels
     centres = _cell_centres(vectors, cell_size, seed)
     cells = _members_by_cell(_nearest(vectors, centres, batch_size), len(centres))
-    first_label = np.zeros(len(cells) + 1, np.int64)  # cell c made labels first_label[c] .. [c + 1] - 1
+    first_label = np.zeros(
+        len(cells) + 1, np.int64
+    )  # cell c made labels first_label[c] .. [c + 1] - 1
     next_cell = []  # of each label: the _PROBES cells nearest to its centroid after its own
     for c, members in enumerate(cells):  # the rule of `assign`, within each cell
         state = ClusterState.empty(vectors.shape[1])
@@ -266,7 +296,9 @@ def full_cluster(
         first_label[c + 1] = first_label[c] + len(state)
         scores = state.centroids @ centres.T  # k_c × cells: small
         scores[:, c] = -np.inf  # never its own cell
-        next_cell.append(np.argsort(-scores, axis=1, kind="stable")[:, : min(_PROBES, len(centres) - 1)])
+        next_cell.append(
+            np.argsort(-scores, axis=1, kind="stable")[:, : min(_PROBES, len(centres) - 1)]
+        )
     if len(cells) > 1:
         next_cell = np.concatenate(next_cell)
         _merge_across_cells(vectors, labels, cells, first_label, next_cell, threshold, batch_size)
@@ -277,7 +309,8 @@ def _cell_centres(vectors: np.ndarray, cell_size: int, seed: int) -> np.ndarray:
     """Unit centres of about N / cell_size cells, from MiniBatchKMeans on a sample.
 
     A sample of 256 per cell (at least 20,000) places centres as well as the whole set does for this
-    purpose (FAISS trains its coarse quantisers on 30-256 per centre), and bounds time and memory."""
+    purpose (FAISS trains its coarse quantisers on 30-256 per centre), and bounds time and
+    memory."""
     cells = math.ceil(len(vectors) / cell_size)
     if cells <= 1:
         return np.zeros((1, vectors.shape[1]), np.float32)
@@ -292,7 +325,9 @@ def _nearest(vectors: np.ndarray, centres: np.ndarray, batch_size: int) -> np.nd
     """The most similar centre of each vector."""
     nearest = np.zeros(len(vectors), np.int64)
     for start in range(0, len(vectors), batch_size):
-        nearest[start : start + batch_size] = (vectors[start : start + batch_size] @ centres.T).argmax(axis=1)
+        nearest[start : start + batch_size] = (
+            vectors[start : start + batch_size] @ centres.T
+        ).argmax(axis=1)
     return nearest
 
 
@@ -302,8 +337,13 @@ def _members_by_cell(cell: np.ndarray, cells: int) -> list[np.ndarray]:
 
 
 def _merge_across_cells(
-    vectors: np.ndarray, labels: np.ndarray, cells: list[np.ndarray], first_label: np.ndarray,
-    next_cell: np.ndarray, threshold: float, batch_size: int,
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    cells: list[np.ndarray],
+    first_label: np.ndarray,
+    next_cell: np.ndarray,
+    threshold: float,
+    batch_size: int,
 ) -> None:
     """Cells cut some clusters in two at their borders: each cluster may merge into the cluster of
     a next-nearest cell that its members are most similar to on average, when that average
@@ -319,7 +359,9 @@ def _merge_across_cells(
         targets, resident_rows = np.unique(labels[residents], return_inverse=True)
         work = _Working(ClusterState.empty(vectors.shape[1]))
         work.add(vectors[residents], resident_rows.astype(np.int64))
-        moving = np.flatnonzero(np.isin(labels, candidates))  # the members of candidates still there
+        moving = np.flatnonzero(
+            np.isin(labels, candidates)
+        )  # the members of candidates still there
         moving = moving[np.argsort(labels[moving], kind="stable")]  # grouped by cluster
         sources, sizes = np.unique(labels[moving], return_counts=True)
         ends = np.cumsum(sizes)
@@ -329,7 +371,8 @@ def _merge_across_cells(
             chunk_members = moving[ends[start] - sizes[start] : ends[chunk][-1]]
             local = np.repeat(np.arange(len(sizes[chunk])), sizes[chunk])
             sums = _label_sums(local, vectors, len(sizes[chunk]), chunk_members, batch_size)
-            # A cluster's mean scores like a vector: mean_a · mean_b is the average cosine between members.
+            # A cluster's mean scores like a vector: mean_a · mean_b is the average cosine between
+            # members.
             rows = work.best((sums / sizes[chunk, None]).astype(np.float32), threshold)
             labels[chunk_members] = np.where(rows >= 0, targets[rows], sources[chunk])[local]
 
@@ -351,12 +394,15 @@ def match_ids(old_ids: np.ndarray, new_labels: np.ndarray, next_id: int) -> tupl
     known = old_ids >= 0
     if known.any():
         next_id = max(next_id, int(old_ids.max()) + 1)
-        pairs, overlap = np.unique(np.stack([new_labels[known], old_ids[known]], axis=1), axis=0,
-                                   return_counts=True)
+        pairs, overlap = np.unique(
+            np.stack([new_labels[known], old_ids[known]], axis=1), axis=0, return_counts=True
+        )
         clustered_before = np.bincount(new_labels[known], minlength=k)
         majority = 2 * overlap > clustered_before[pairs[:, 0]]
         pairs, overlap = pairs[majority], overlap[majority]
-        order = np.lexsort((pairs[:, 0], -overlap, pairs[:, 1]))  # per old id: largest overlap first
+        order = np.lexsort(
+            (pairs[:, 0], -overlap, pairs[:, 1])
+        )  # per old id: largest overlap first
         first = np.r_[True, pairs[order[1:], 1] != pairs[order[:-1], 1]]
         ids[pairs[order[first], 0]] = pairs[order[first], 1]
     fresh = np.flatnonzero(ids < 0)
@@ -380,12 +426,17 @@ def summary(state: ClusterState) -> dict[str, float]:
         "members": members,
         "singletons": int((sizes == 1).sum()),
         "centroid_similarity": float(np.sqrt(squares).sum() / members) if members else 1.0,
-        "member_similarity": float(((squares[pairs] - sizes[pairs]) / (sizes[pairs] - 1)).sum() / paired)
-        if paired else 1.0,
+        "member_similarity": float(
+            ((squares[pairs] - sizes[pairs]) / (sizes[pairs] - 1)).sum() / paired
+        )
+        if paired
+        else 1.0,
     }
 
 
-def drift(current: ClusterState | Mapping[str, float], baseline: Mapping[str, float]) -> dict[str, float]:
+def drift(
+    current: ClusterState | Mapping[str, float], baseline: Mapping[str, float]
+) -> dict[str, float]:
     """How the index moved since the last full clustering, whose `summary` is `baseline`."""
     now = summary(current) if isinstance(current, ClusterState) else current
     return {
@@ -396,7 +447,10 @@ def drift(current: ClusterState | Mapping[str, float], baseline: Mapping[str, fl
 
 
 def needs_full_recluster(
-    drifted: Mapping[str, float], *, max_cluster_growth: float = 0.25, max_similarity_drop: float = 0.02
+    drifted: Mapping[str, float],
+    *,
+    max_cluster_growth: float = 0.25,
+    max_similarity_drop: float = 0.02,
 ) -> tuple[bool, str]:
     """Whether `drift` calls for a full re-clustering, and why.
 
@@ -404,12 +458,19 @@ def needs_full_recluster(
     and members that joined early may no longer fit a cluster that moved. So: re-cluster when the
     number of clusters grew by more than a quarter (growing an index by two thirds with `assign`
     added 24-47 % clusters in benchmarks/clustering.py), or when members' mean cosine to the other
-    members of their cluster fell by more than 0.02 (growth alone moved it by at most 0.012 there)."""
+    members of their cluster fell by more than 0.02 (growth alone moved it by at most 0.012
+    there)."""
     if drifted["cluster_growth"] > max_cluster_growth:
-        return True, f"cluster count grew by {drifted['cluster_growth']:.0%} (limit {max_cluster_growth:.0%})"
+        return (
+            True,
+            f"cluster count grew by {drifted['cluster_growth']:.0%} (limit "
+            f"{max_cluster_growth:.0%})",
+        )
     if drifted["similarity_drop"] > max_similarity_drop:
-        return True, (f"mean member similarity fell by {drifted['similarity_drop']:.3f} "
-                      f"(limit {max_similarity_drop})")
+        return True, (
+            f"mean member similarity fell by {drifted['similarity_drop']:.3f} "
+            f"(limit {max_similarity_drop})"
+        )
     return False, "within bounds"
 
 
@@ -417,34 +478,46 @@ def mean_similarity(
     vectors: np.ndarray, labels: np.ndarray, centroids: np.ndarray, *, batch_size: int = 65_536
 ) -> float:
     """Mean cosine of each vector to its cluster's centroid (labels are rows of `centroids`)."""
-    similarity = _similarity_to_centroids(_check(vectors), np.asarray(labels), centroids, batch_size)
+    similarity = _similarity_to_centroids(
+        _check(vectors), np.asarray(labels), centroids, batch_size
+    )
     return float(similarity.mean()) if similarity.size else 1.0
 
 
 def representatives(
     vectors: np.ndarray, labels: np.ndarray, centroids: np.ndarray, *, batch_size: int = 65_536
 ) -> np.ndarray:
-    """For each centroid row, the index of its member closest to it (-1 for none); ties: lower index."""
+    """For each centroid row, the index of its member closest to it (-1 for none); ties: lower
+    index."""
     labels = np.asarray(labels, np.int64)
     similarity = _similarity_to_centroids(_check(vectors), labels, centroids, batch_size)
     best = np.full(len(centroids), -1, np.int64)
     order = np.lexsort((-similarity, labels))  # by label, most similar first
-    first = np.r_[True, labels[order[1:]] != labels[order[:-1]]] if len(order) else order.astype(bool)
+    first = (
+        np.r_[True, labels[order[1:]] != labels[order[:-1]]] if len(order) else order.astype(bool)
+    )
     best[labels[order[first]]] = order[first]
     return best
 
 
 def near_duplicates(
-    vectors: np.ndarray, labels: np.ndarray, threshold: float = 0.95, *, per_member: int = 10,
-    max_group: int = 10_000, seed: int = 0,
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    threshold: float = 0.95,
+    *,
+    per_member: int = 10,
+    max_group: int = 10_000,
+    seed: int = 0,
 ) -> list[tuple[int, int, float]]:
     """Pairs (i, j, cosine) with i < j, in the same cluster, at least `threshold` similar.
 
     Work is bounded: members are compared in blocks within their cluster (memory ≤ 64 MiB of
     scores), and a cluster larger than `max_group` is first cut into cells of about that size by
-    MiniBatchKMeans, since vectors that similar share a nearest centre (rows it cannot separate, such
+    MiniBatchKMeans, since vectors that similar share a nearest centre (rows it cannot separate,
+    such
     as thousands of near-identical ones, are cut into slices in order). Output is bounded too: each
-    member keeps its `per_member` most similar later members (ties: the lower index), so a group of m
+    member keeps its `per_member` most similar later members (ties: the lower index), so a group of
+    m
     identical rows gives about 10 m pairs, not m²/2, and stays connected."""
     vectors, labels = _check(vectors), np.asarray(labels, np.int64)
     pairs: list[tuple[int, int, float]] = []
@@ -454,14 +527,25 @@ def near_duplicates(
     return sorted(pairs)
 
 
-def _groups_of_at_most(vectors: np.ndarray, members: np.ndarray, size: int, seed: int) -> list[np.ndarray]:
+def _groups_of_at_most(
+    vectors: np.ndarray, members: np.ndarray, size: int, seed: int
+) -> list[np.ndarray]:
     if len(members) <= size:
         return [members] if len(members) > 1 else []
-    cells = _members_by_cell(_nearest(vectors[members], _cell_centres(vectors[members], size, seed), size),
-                             math.ceil(len(members) / size))
-    if max(map(len, cells)) > 0.9 * len(members):  # k-means cannot split them (near-identical): slices
-        cells = [np.arange(start, min(start + size, len(members))) for start in range(0, len(members), size)]
-    return [part for cell in cells for part in _groups_of_at_most(vectors, members[cell], size, seed)]
+    cells = _members_by_cell(
+        _nearest(vectors[members], _cell_centres(vectors[members], size, seed), size),
+        math.ceil(len(members) / size),
+    )
+    if max(map(len, cells)) > 0.9 * len(
+        members
+    ):  # k-means cannot split them (near-identical): slices
+        cells = [
+            np.arange(start, min(start + size, len(members)))
+            for start in range(0, len(members), size)
+        ]
+    return [
+        part for cell in cells for part in _groups_of_at_most(vectors, members[cell], size, seed)
+    ]
 
 
 def _duplicates_within(
@@ -480,7 +564,14 @@ def _duplicates_within(
         i, j, s = i[order], j[order], s[order]
         rank = np.arange(len(i)) - np.searchsorted(i, i)  # position within its row's run
         keep = rank < per_member
-        found.extend(zip(rows[i[keep]].tolist(), members[start + j[keep]].tolist(), s[keep].tolist()))
+        found.extend(
+            zip(
+                rows[i[keep]].tolist(),
+                members[start + j[keep]].tolist(),
+                s[keep].tolist(),
+                strict=True,
+            )
+        )
     return found
 
 
@@ -500,9 +591,14 @@ def _block_size(clusters: int) -> int:
 
 
 def _label_sums(
-    labels: np.ndarray, vectors: np.ndarray, k: int, rows: np.ndarray | None = None, batch_size: int = 65_536
+    labels: np.ndarray,
+    vectors: np.ndarray,
+    k: int,
+    rows: np.ndarray | None = None,
+    batch_size: int = 65_536,
 ) -> np.ndarray:
-    """float64 (k, d): the sum of each label's vectors (the vectors are `vectors[rows]` when rows are
+    """float64 (k, d): the sum of each label's vectors (the vectors are `vectors[rows]` when rows
+    are
     given), by sparse one-hot products over batches, so that no float64 copy of all is made."""
     sums = np.zeros((k, vectors.shape[1]), np.float64)
     for start in range(0, len(labels), batch_size):

@@ -1,7 +1,9 @@
-"""Read repository rows from CSV, JSON Lines or Parquet into validated SourceRows plus per-row rejects.
+"""Read repository rows from CSV, JSON Lines or Parquet into validated SourceRows plus per-row
+rejects.
 
 A whole-file problem (unknown format, missing file, missing column) raises LoaderError. A bad row
-becomes a Rejected carrying its row number and a reason naming the column, and the other rows still load.
+becomes a Rejected carrying its row number and a reason naming the column, and the other rows still
+load.
 No database access here: `upsert_rows` hands the SourceRows to a store, the one write path of
 every source (a file, GitHub).
 """
@@ -13,12 +15,12 @@ import gc
 import json
 import math
 import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,7 +29,8 @@ from embed_assets.lib.store.rows import SOURCE_COLUMNS
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _FULL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-# ASCII digits, optionally with thousands separators ("1,234") and a fraction ("1234.0", checked later).
+# ASCII digits, optionally with thousands separators ("1,234") and a fraction ("1234.0", checked
+# later).
 _NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 # A README cell can exceed the csv module's 128 KiB default; 2**31-1 fits a C long everywhere.
 _MAX_CSV_FIELD = 2**31 - 1
@@ -78,7 +81,9 @@ def _is_nan(value: object) -> bool:
 def _clean(value: str, column: str) -> str | None:
     # Postgres text cannot hold NUL; stripping it silently would change the data, so reject instead.
     if "\x00" in value:
-        raise _Bad(f"{column}: contains a NUL byte, which Postgres text cannot store: {_show(value)}")
+        raise _Bad(
+            f"{column}: contains a NUL byte, which Postgres text cannot store: {_show(value)}"
+        )
     return value.strip() or None
 
 
@@ -115,7 +120,9 @@ def _stars(value: object) -> int | None:
     if value is None:
         return None
     # bool is an Integral, but True stars is a data error, not 1.
-    integral = isinstance(value, Integral) or (isinstance(value, Real) and float(value).is_integer())
+    integral = isinstance(value, Integral) or (
+        isinstance(value, Real) and float(value).is_integer()
+    )
     if isinstance(value, bool) or not integral:
         raise _Bad(f"stars: not an integer: {_show(value)}")
     if value < 0:
@@ -174,12 +181,20 @@ def _time(value: object, column: str) -> datetime:
     raise _Bad(f"{column}: not a date: {_show(value)}")
 
 
-def parse_record(record: Mapping, row: int, *, time_column: str | None = None,
-                 load_time: datetime | None = None, earliest: datetime | None = None,
-                 latest: datetime | None = None) -> SourceRow | Rejected:
-    """Validate one record (strings from a file or native Python values) into a SourceRow or a Rejected.
+def parse_record(
+    record: Mapping,
+    row: int,
+    *,
+    time_column: str | None = None,
+    load_time: datetime | None = None,
+    earliest: datetime | None = None,
+    latest: datetime | None = None,
+) -> SourceRow | Rejected:
+    """Validate one record (strings from a file or native Python values) into a SourceRow or a
+    Rejected.
 
-    The time comes from `time_column`, else `created_at` when the record has it, else `load_time` (now).
+    The time comes from `time_column`, else `created_at` when the record has it, else `load_time`
+    (now).
     """
     name = None
     try:
@@ -193,9 +208,13 @@ def parse_record(record: Mapping, row: int, *, time_column: str | None = None,
         else:
             when = _time(record.get(column), column)
         if earliest is not None and when < (bound := _as_utc(earliest)):
-            raise _Bad(f"{column}: {when.isoformat()} is before the earliest allowed {bound.isoformat()}")
+            raise _Bad(
+                f"{column}: {when.isoformat()} is before the earliest allowed {bound.isoformat()}"
+            )
         if latest is not None and when > (bound := _as_utc(latest)):
-            raise _Bad(f"{column}: {when.isoformat()} is after the latest allowed {bound.isoformat()}")
+            raise _Bad(
+                f"{column}: {when.isoformat()} is after the latest allowed {bound.isoformat()}"
+            )
         return SourceRow(name, description, language, stars, topics, url, readme, when)
     except _Bad as bad:
         return Rejected(row, name, str(bad))
@@ -205,7 +224,9 @@ def _format(path: Path) -> str:
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         expected = ", ".join(_FORMATS)
-        raise LoaderError(f"{path}: unsupported file type {path.suffix!r}; expected one of {expected}")
+        raise LoaderError(
+            f"{path}: unsupported file type {path.suffix!r}; expected one of {expected}"
+        )
     if not path.is_file():
         raise LoaderError(f"{path}: file not found")
     return kind
@@ -213,16 +234,18 @@ def _format(path: Path) -> str:
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict | Exception]]:
     # The stdlib reader keeps every value a string (nothing coerced, like dtype=str with
-    # keep_default_na=False) and, unlike pandas, lets a ragged row be a reject instead of failing the file.
+    # keep_default_na=False) and, unlike pandas, lets a ragged row be a reject instead of failing
+    # the file.
     csv.field_size_limit(_MAX_CSV_FIELD)
     with path.open(encoding="utf-8-sig", newline="") as file:
         reader = csv.reader(file)
         try:
             header = [name.strip() for name in next(reader, [])]
-            # Blank lines are skipped but still counted, so row numbers match what a spreadsheet shows.
+            # Blank lines are skipped but still counted, so row numbers match what a spreadsheet
+            # shows.
             for row, values in enumerate(reader, 1):
                 if len(values) == len(header):
-                    yield row, dict(zip(header, values))
+                    yield row, dict(zip(header, values, strict=True))
                 elif values:
                     yield row, ValueError(f"expected {len(header)} fields, found {len(values)}")
         except UnicodeDecodeError as exc:
@@ -234,7 +257,8 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict | Exception]]:
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict | Exception]]:
-    # Binary lines so that one badly encoded line is a reject rather than a failure of the whole file.
+    # Binary lines so that one badly encoded line is a reject rather than a failure of the whole
+    # file.
     with path.open("rb") as file:
         for row, line in enumerate(file, 1):
             if not line.strip():
@@ -256,7 +280,8 @@ def _parquet_records(path: Path) -> Iterator[tuple[int, dict | Exception]]:
 
 
 def iter_records(path: str | Path) -> Iterator[tuple[int, dict | Exception]]:
-    """Yield (row number, record) per data row; a row that cannot even be decoded comes as an Exception."""
+    """Yield (row number, record) per data row; a row that cannot even be decoded comes as an
+    Exception."""
     path = Path(path)
     readers = {"csv": _csv_records, "jsonl": _jsonl_records, "parquet": _parquet_records}
     return readers[_format(path)](path)
@@ -287,23 +312,35 @@ def read_columns(path: str | Path) -> list[str]:
     return header
 
 
-def read_source_file(path: str | Path, *, time_column: str | None = None,
-                     load_time: datetime | None = None, earliest: datetime | None = None,
-                     latest: datetime | None = None) -> ParsedFile:
-    """Read a whole file; see parse_record for the time rules and the module docstring for errors."""
+def read_source_file(
+    path: str | Path,
+    *,
+    time_column: str | None = None,
+    load_time: datetime | None = None,
+    earliest: datetime | None = None,
+    latest: datetime | None = None,
+) -> ParsedFile:
+    """Read a whole file; see parse_record for the time rules and the module docstring for
+    errors."""
     path = Path(path)
     columns = read_columns(path)
     if "full_name" not in columns:
-        raise LoaderError(f"{path}: no 'full_name' column; columns are: {', '.join(columns) or '(none)'}")
+        raise LoaderError(
+            f"{path}: no 'full_name' column; columns are: {', '.join(columns) or '(none)'}"
+        )
     if time_column is not None and time_column not in columns:
         listed = ", ".join(columns)
         raise LoaderError(f"{path}: time column {time_column!r} not found; columns are: {listed}")
-    # Decided per file, so a JSON line that lacks created_at is rejected rather than given the load time.
+    # Decided per file, so a JSON line that lacks created_at is rejected rather than given the load
+    # time.
     time_column = time_column or ("created_at" if "created_at" in columns else None)
     load_time = load_time or datetime.now(UTC)  # one load time for the whole file
     parsed = ParsedFile()
-    first_row: dict[str, int] = {}  # lower-cased full_name -> row; GitHub names are case-insensitive
-    # Creating millions of small objects makes the cyclic GC rescan them over and over (half the time
+    first_row: dict[
+        str, int
+    ] = {}  # lower-cased full_name -> row; GitHub names are case-insensitive
+    # Creating millions of small objects makes the cyclic GC rescan them over and over (half the
+    # time
     # for 1M rows); they form no cycles, so pause it for the loop.
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -312,8 +349,14 @@ def read_source_file(path: str | Path, *, time_column: str | None = None,
             if isinstance(record, Exception):
                 parsed.rejected.append(Rejected(row, None, str(record)))
                 continue
-            result = parse_record(record, row, time_column=time_column, load_time=load_time,
-                                  earliest=earliest, latest=latest)
+            result = parse_record(
+                record,
+                row,
+                time_column=time_column,
+                load_time=load_time,
+                earliest=earliest,
+                latest=latest,
+            )
             if isinstance(result, SourceRow):
                 first = first_row.setdefault(result.full_name.lower(), row)
                 if first != row:

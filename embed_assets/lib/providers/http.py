@@ -28,16 +28,20 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Sequence
 
 import httpx
 import numpy as np
 
-from embed_assets.lib.http_client import BadResponse, Rejected, ResilientClient, RetryPolicy
-from embed_assets.lib.pipeline import vector_problems
-from embed_assets.lib.providers import ProviderError, ProviderMetrics, fit_inputs
+from embed_assets.lib.providers.base import (
+    ProviderError,
+    ProviderMetrics,
+    fit_inputs,
+    vector_problems,
+)
+from embed_assets.lib.providers.client import BadResponse, Rejected, ResilientClient, RetryPolicy
 from embed_assets.lib.settings import API_KEY_FALLBACKS, SettingError, Settings
 
 log = logging.getLogger(__name__)
@@ -82,11 +86,15 @@ class HttpEmbeddingProvider:
         if not self.model:
             raise SettingError(f"EMBED_ASSETS_MODEL must name the model for provider {self.name}")
         if not base_url:
-            raise SettingError(f"EMBED_ASSETS_BASE_URL must be set for provider {self.name} "
-                               "(e.g. http://localhost:8000/v1)")
+            raise SettingError(
+                f"EMBED_ASSETS_BASE_URL must be set for provider {self.name} "
+                "(e.g. http://localhost:8000/v1)"
+            )
         if profile.needs_key and not settings.api_key:
-            raise SettingError(f"provider {self.name} needs an API key: set EMBED_ASSETS_API_KEY "
-                               f"or {API_KEY_FALLBACKS[self.name]}")
+            raise SettingError(
+                f"provider {self.name} needs an API key: set EMBED_ASSETS_API_KEY "
+                f"or {API_KEY_FALLBACKS[self.name]}"
+            )
         self.base_url = str(httpx.URL(base_url).copy_with(userinfo=b""))  # for messages
         self.configured_dimensions = settings.dimensions
         self._dimensions = settings.dimensions or None
@@ -99,18 +107,29 @@ class HttpEmbeddingProvider:
         self.long_input = settings.long_input
         self.metrics = ProviderMetrics(settings.price_per_million_tokens)
         self._client = ResilientClient(
-            f"provider {self.name} at {self.base_url}", base_url, settings.api_key,
-            timeout=settings.timeout, connect_timeout=settings.connect_timeout,
+            f"provider {self.name} at {self.base_url}",
+            base_url,
+            settings.api_key,
+            timeout=settings.timeout,
+            connect_timeout=settings.connect_timeout,
             max_concurrency=self.max_concurrency,
-            policy=RetryPolicy(settings.max_attempts, settings.backoff_base, settings.backoff_max,
-                               settings.retry_after_max),
+            policy=RetryPolicy(
+                settings.max_attempts,
+                settings.backoff_base,
+                settings.backoff_max,
+                settings.retry_after_max,
+            ),
             breaker_threshold=settings.breaker_threshold,
             requests_per_minute=settings.requests_per_minute,
-            tokens_per_minute=settings.tokens_per_minute, metrics=self.metrics)
+            tokens_per_minute=settings.tokens_per_minute,
+            metrics=self.metrics,
+        )
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, " \
-               f"base_url={self.base_url!r})"
+        return (
+            f"{type(self).__name__}(name={self.name!r}, model={self.model!r}, "
+            f"base_url={self.base_url!r})"
+        )
 
     def __enter__(self) -> HttpEmbeddingProvider:
         return self
@@ -139,15 +158,22 @@ class HttpEmbeddingProvider:
         vectors = self._embed_batches(texts, tokens, list(range(len(texts))))
         bad = sorted(vector_problems(vectors, len(texts), self._dimensions))
         if bad:
-            log.warning("%s returned %d unusable vectors (NaN, infinite or zero); asking once more",
-                        self._client.label, len(bad))
-            vectors[bad] = self._embed_batches([texts[i] for i in bad], [tokens[i] for i in bad], bad)
+            log.warning(
+                "%s returned %d unusable vectors (NaN, infinite or zero); asking once more",
+                self._client.label,
+                len(bad),
+            )
+            vectors[bad] = self._embed_batches(
+                [texts[i] for i in bad], [tokens[i] for i in bad], bad
+            )
         return vectors
 
     def _batches(self, tokens: list[int]) -> list[slice]:
         batches, start, total = [], 0, 0
         for i, count in enumerate(tokens):
-            if i > start and (i - start == self.batch_size or total + count > self.max_batch_tokens):
+            if i > start and (
+                i - start == self.batch_size or total + count > self.max_batch_tokens
+            ):
                 batches.append(slice(start, i))
                 start, total = i, 0
             total += count
@@ -158,8 +184,10 @@ class HttpEmbeddingProvider:
         batches = self._batches(tokens)
         cancel = threading.Event()
         with ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(batches))) as pool:
-            futures = [pool.submit(self._embed_isolating, texts[b], tokens[b], indices[b], cancel)
-                       for b in batches]
+            futures = [
+                pool.submit(self._embed_isolating, texts[b], tokens[b], indices[b], cancel)
+                for b in batches
+            ]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             finally:
@@ -171,24 +199,38 @@ class HttpEmbeddingProvider:
             raise failures[0]
         return np.concatenate([future.result() for future in futures])
 
-    def _embed_isolating(self, texts: list[str], tokens: list[int], indices: list[int],
-                         cancel: threading.Event) -> np.ndarray:
+    def _embed_isolating(
+        self, texts: list[str], tokens: list[int], indices: list[int], cancel: threading.Event
+    ) -> np.ndarray:
         """One batch; a rejected batch is split to find the input the server rejects."""
         try:
-            return self._client.post(self.path, self._body(texts),
-                                     lambda response: self._parse(response, len(texts)),
-                                     texts=len(texts), tokens=sum(tokens), cancel=cancel)
+            return self._client.post(
+                self.path,
+                self._body(texts),
+                lambda response: self._parse(response, len(texts)),
+                texts=len(texts),
+                tokens=sum(tokens),
+                cancel=cancel,
+            )
         except Rejected as rejected:
             if len(texts) == 1:
                 raise ProviderError(
                     f"{self._client.label} rejected input {indices[0]} ({texts[0][:60]!r}, "
-                    f"about {tokens[0]} tokens): {rejected}") from None
-            log.info("%s rejected a batch of %d inputs (%s); splitting it to find the input",
-                     self._client.label, len(texts), rejected)
+                    f"about {tokens[0]} tokens): {rejected}"
+                ) from None
+            log.info(
+                "%s rejected a batch of %d inputs (%s); splitting it to find the input",
+                self._client.label,
+                len(texts),
+                rejected,
+            )
         half = len(texts) // 2
-        return np.concatenate([
-            self._embed_isolating(texts[:half], tokens[:half], indices[:half], cancel),
-            self._embed_isolating(texts[half:], tokens[half:], indices[half:], cancel)])
+        return np.concatenate(
+            [
+                self._embed_isolating(texts[:half], tokens[:half], indices[:half], cancel),
+                self._embed_isolating(texts[half:], tokens[half:], indices[half:], cancel),
+            ]
+        )
 
     def _parse(self, response: httpx.Response, count: int) -> tuple[np.ndarray, int | None]:
         try:
@@ -213,7 +255,8 @@ class HttpEmbeddingProvider:
                         f"model {self.model!r} of {self._client.label} returns {found}-dimensional "
                         f"vectors; pgvector's HNSW index takes at most {HNSW_MAX_DIMENSIONS}: set "
                         "EMBED_ASSETS_DIMENSIONS (models such as OpenAI's text-embedding-3 shorten "
-                        "their vectors)")
+                        "their vectors)"
+                    )
                 self._dimensions = found
             if found == self._dimensions:
                 self._dimensions_confirmed = True
@@ -221,8 +264,10 @@ class HttpEmbeddingProvider:
             if not self._dimensions_confirmed:
                 raise ProviderError(
                     f"model {self.model!r} of {self._client.label} returned {found}-dimensional "
-                    f"vectors, but EMBED_ASSETS_DIMENSIONS is {self._dimensions}: set it to {found}, "
-                    "or unset it to use the model's own")
+                    f"vectors, but EMBED_ASSETS_DIMENSIONS is {self._dimensions}: set it to "
+                    f"{found}, "
+                    "or unset it to use the model's own"
+                )
         raise BadResponse(f"{found}-dimensional vectors, expected {self._dimensions}")
 
     def _body(self, texts: list[str]) -> dict:
@@ -259,8 +304,9 @@ class OpenAIFormatProvider(HttpEmbeddingProvider):
         body = {"model": self.model, "input": texts, "encoding_format": "base64"}
         # Sent only when set: servers without Matryoshka models may reject the field, and OpenAI's
         # models before text-embedding-3 do.
-        if self.configured_dimensions and (self.name != "openai"
-                                           or self.model.startswith("text-embedding-3")):
+        if self.configured_dimensions and (
+            self.name != "openai" or self.model.startswith("text-embedding-3")
+        ):
             body["dimensions"] = self.configured_dimensions
         return body
 
@@ -268,8 +314,12 @@ class OpenAIFormatProvider(HttpEmbeddingProvider):
         data = sorted(payload["data"], key=lambda item: item["index"])
         if [item["index"] for item in data] != list(range(len(data))):
             raise BadResponse("the indices of `data` are not 0..n-1")
-        rows = [np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4")
-                if isinstance(e, str) else e for e in (item["embedding"] for item in data)]
+        rows = [
+            np.frombuffer(base64.b64decode(e, validate=True), dtype="<f4")
+            if isinstance(e, str)
+            else e
+            for e in (item["embedding"] for item in data)
+        ]
         return rows, (payload.get("usage") or {}).get("prompt_tokens")
 
 

@@ -1,4 +1,4 @@
-"""The embedding provider interface, its metrics, and the factory that builds one from settings.
+"""The embedding provider interface, its metrics and the validation of what a provider returns.
 
 Providers: `offline` (the default, no network), `ollama`, `openai`, `together`, `openai_compatible`
 (HTTP, in `http_providers`) and `sentence_transformers` (local model, optional extra `[local]`).
@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import re
 import threading
-from contextlib import contextmanager
-from typing import Iterator, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
-
-from embed_assets.lib.settings import SettingError, Settings
 
 OFFLINE_DIMENSIONS = 384  # the offline provider's dimensions when EMBED_ASSETS_DIMENSIONS is unset
 HTTP_PROVIDERS = ("ollama", "openai", "together", "openai_compatible")
@@ -89,14 +87,16 @@ class EmbeddingProvider(Protocol):
 
 def estimate_tokens(text: str) -> int:
     """ceil(UTF-8 bytes / 3): a third more than the ~4 bytes per token of English prose, about right
-    for code and CJK, so that an input or a batch that fits by this count fits the real tokenizer."""
+    for code and CJK, so that an input or a batch that fits by this count fits the real
+    tokenizer."""
     # surrogatepass: a lone surrogate (from a surrogateescape decode) counts like any code point.
     size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     return -(-size // 3)
 
 
-def fit_inputs(texts: Sequence[str], max_tokens: int, policy: str,
-               metrics: ProviderMetrics) -> tuple[list[str], list[int]]:
+def fit_inputs(
+    texts: Sequence[str], max_tokens: int, policy: str, metrics: ProviderMetrics
+) -> tuple[list[str], list[int]]:
     """The texts with those over `max_tokens` estimated tokens cut at a character boundary
     (policy "truncate", counted in `metrics.truncated`) or refused before anything is sent
     (policy "reject", a ProviderError naming the input); and their estimated tokens."""
@@ -108,7 +108,8 @@ def fit_inputs(texts: Sequence[str], max_tokens: int, policy: str,
         if policy == "reject":
             raise ProviderError(
                 f"input {i} has about {count} tokens, more than EMBED_ASSETS_MAX_INPUT_TOKENS="
-                f"{max_tokens}, and EMBED_ASSETS_LONG_INPUT=reject: nothing was sent")
+                f"{max_tokens}, and EMBED_ASSETS_LONG_INPUT=reject: nothing was sent"
+            )
         # estimate_tokens counts 3 bytes a token: keep 3 * max_tokens bytes, whole characters only.
         texts[i] = texts[i].encode("utf-8")[: 3 * max_tokens].decode("utf-8", "ignore")
         tokens[i] = estimate_tokens(texts[i])
@@ -122,37 +123,23 @@ def space_name(model: str, dimensions: int) -> str:
     return f"{slug[:40]}_{dimensions}"
 
 
-def build_provider(settings: Settings) -> EmbeddingProvider:
-    """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client: close them
-    (they are context managers), or use `opened_provider`."""
-    if settings.provider == "offline":
-        from embed_assets.lib.offline import OfflineHashingProvider
-
-        return OfflineHashingProvider(dimensions=settings.dimensions or OFFLINE_DIMENSIONS)
-    if settings.provider in HTTP_PROVIDERS:
-        from embed_assets.lib.http_providers import http_provider
-
-        return http_provider(settings)
-    if settings.provider == "sentence_transformers":
-        from embed_assets.lib.local_provider import SentenceTransformersProvider
-
-        return SentenceTransformersProvider(settings)
-    raise SettingError(f"EMBED_ASSETS_PROVIDER={settings.provider!r} is not a known provider "
-                       f"(known: {', '.join(PROVIDERS)})")
-
-
-@contextmanager
-def opened_provider(settings: Settings) -> Iterator[EmbeddingProvider]:
-    """`build_provider` for one run: the provider's HTTP client, if it has one, is closed after."""
-    provider = build_provider(settings)
-    try:
-        yield provider
-    finally:
-        close_provider(provider)
-
-
-def close_provider(provider: EmbeddingProvider) -> None:
-    """Close the provider's HTTP client, if it has one (the offline provider holds nothing)."""
-    close = getattr(provider, "close", None)
-    if close is not None:
-        close()
+def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> dict[int, str]:
+    """Why vectors must not be stored, by row, for the rows that must not (the others are fine).
+    A response of the wrong shape is the provider's fault as a whole and raises."""
+    if vectors.ndim != 2 or vectors.shape[0] != count:
+        raise ValueError(
+            f"provider returned {vectors.shape[0] if vectors.ndim else 0} vectors for {count} texts"
+        )
+    if vectors.shape[1] != dimensions:
+        raise ValueError(
+            f"provider returned {vectors.shape[1]}-dimensional vectors; the "
+            f"embedding space has {dimensions} dimensions"
+        )
+    # Whole-array operations: a Python step per row cost 0.3 s for 24K vectors.
+    finite = np.isfinite(vectors).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # rows with NaN or inf are not finite
+        zero = finite & (np.einsum("ij,ij->i", vectors, vectors) <= 1e-12)  # norm <= 1e-6
+    return {
+        int(i): "zero vector" if finite[i] else "not finite (NaN or inf)"
+        for i in np.flatnonzero(~finite | zero)
+    }

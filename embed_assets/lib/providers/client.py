@@ -1,10 +1,12 @@
-"""Calling an embedding server resiliently: one pooled httpx client, retries with exponential backoff
+"""Calling an embedding server resiliently: one pooled httpx client, retries with exponential
+backoff
 and full jitter, Retry-After, optional per-minute rate limits and a circuit breaker.
 
 Which failures are retried:
 - HTTP 408, 429, 500, 502, 503, 504; connection errors and timeouts; a response that cannot be used
   (malformed JSON, wrong vector count...: the parser raises `BadResponse`). A `Retry-After` header
-  (seconds or an HTTP date) sets the wait, capped by EMBED_ASSETS_RETRY_AFTER_MAX; otherwise the wait
+  (seconds or an HTTP date) sets the wait, capped by EMBED_ASSETS_RETRY_AFTER_MAX; otherwise the
+  wait
   is uniform in [0, min(EMBED_ASSETS_BACKOFF_MAX, EMBED_ASSETS_BACKOFF_BASE * 2**(attempt - 1))].
 - 400, 413, 422 are raised as `Rejected`: the request was invalid, so the caller splits the batch.
 - Anything else (401, 403, 404...) is a `ProviderError` at once: retrying cannot help.
@@ -25,23 +27,25 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import httpx
 
-from embed_assets.lib.providers import ProviderError, ProviderMetrics
+from embed_assets.lib.http import TRANSPORT_ERRORS, retry_after_seconds
+from embed_assets.lib.providers.base import ProviderError, ProviderMetrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REJECT_STATUSES = frozenset({400, 413, 422})
-TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_HINTS = {401: "check the API key", 403: "check the API key and what it may access",
-          404: "check EMBED_ASSETS_BASE_URL and EMBED_ASSETS_MODEL"}
+_HINTS = {
+    401: "check the API key",
+    403: "check the API key and what it may access",
+    404: "check EMBED_ASSETS_BASE_URL and EMBED_ASSETS_MODEL",
+}
 
 
 class BadResponse(Exception):
@@ -66,23 +70,6 @@ class _Retry(Exception):
 
 class Cancelled(Exception):
     """Another request of the same call failed: this one stops waiting and gives up."""
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """A Retry-After header in seconds, whether given as a number or as an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 class Pacer:
@@ -128,7 +115,8 @@ class CircuitBreaker:
             if self._failures >= self.threshold and not self._open_message:
                 self._open_message = (
                     f"{self._label} failed {self._failures} times in a row (last: {reason}); "
-                    "circuit open, not calling it again for this run")
+                    "circuit open, not calling it again for this run"
+                )
                 self._metrics.breaker = "open"
         self.check()
 
@@ -149,10 +137,21 @@ class RetryPolicy:
 class ResilientClient:
     """POSTs JSON to one server with the rules of the module docstring; closed by `close()`."""
 
-    def __init__(self, label: str, base_url: str, api_key: str, *, timeout: float,
-                 connect_timeout: float, max_concurrency: int, policy: RetryPolicy,
-                 breaker_threshold: int, requests_per_minute: int, tokens_per_minute: int,
-                 metrics: ProviderMetrics) -> None:
+    def __init__(
+        self,
+        label: str,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        max_concurrency: int,
+        policy: RetryPolicy,
+        breaker_threshold: int,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        metrics: ProviderMetrics,
+    ) -> None:
         self.label = label
         self._api_key = api_key
         self._policy = policy
@@ -165,8 +164,10 @@ class ResilientClient:
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_concurrency,
-                                max_keepalive_connections=max_concurrency))
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -177,8 +178,16 @@ class ResilientClient:
             text = text.replace(self._api_key, "[api key]")
         return " ".join(text.split())[:300]
 
-    def post(self, path: str, body: dict, parse: Callable[[httpx.Response], tuple[T, int | None]],
-             *, texts: int, tokens: int, cancel: threading.Event) -> T:
+    def post(
+        self,
+        path: str,
+        body: dict,
+        parse: Callable[[httpx.Response], tuple[T, int | None]],
+        *,
+        texts: int,
+        tokens: int,
+        cancel: threading.Event,
+    ) -> T:
         """POST `body` and return what `parse` makes of the response. `parse` returns the result and
         the server's token count (None: `tokens`, our estimate, is recorded)."""
         for attempt in range(1, self._policy.max_attempts + 1):
@@ -193,16 +202,30 @@ class ResilientClient:
                 self.breaker.failed(last.reason)
             if attempt < self._policy.max_attempts:
                 delay = self._policy.delay(attempt, last.retry_after, self._rng)
-                log.warning("%s: %s on attempt %d of %d; retrying in %.2f s", self.label,
-                            last.reason, attempt, self._policy.max_attempts, delay)
+                log.warning(
+                    "%s: %s on attempt %d of %d; retrying in %.2f s",
+                    self.label,
+                    last.reason,
+                    attempt,
+                    self._policy.max_attempts,
+                    delay,
+                )
                 if cancel.wait(delay):
                     raise Cancelled()
-        raise ProviderError(f"{self.label} failed {self._policy.max_attempts} attempts "
-                            f"(EMBED_ASSETS_MAX_ATTEMPTS); last: {last.reason}")
+        raise ProviderError(
+            f"{self.label} failed {self._policy.max_attempts} attempts "
+            f"(EMBED_ASSETS_MAX_ATTEMPTS); last: {last.reason}"
+        )
 
-    def _attempt(self, path: str, body: dict,
-                 parse: Callable[[httpx.Response], tuple[T, int | None]], *, texts: int,
-                 tokens: int) -> T:
+    def _attempt(
+        self,
+        path: str,
+        body: dict,
+        parse: Callable[[httpx.Response], tuple[T, int | None]],
+        *,
+        texts: int,
+        tokens: int,
+    ) -> T:
         began = time.perf_counter()
         try:
             response = self._http.post(path, json=body)
@@ -213,12 +236,16 @@ class ResilientClient:
             raise Rejected(status, self.scrub(response.text))
         if status in RETRY_STATUSES:
             # 429: the server is up and says when to come back, so it is not a fault.
-            raise _Retry(f"HTTP {status}", retry_after_seconds(response.headers.get("retry-after")),
-                         fault=status != 429)
+            raise _Retry(
+                f"HTTP {status}",
+                retry_after_seconds(response.headers.get("retry-after")),
+                fault=status != 429,
+            )
         if not 200 <= status < 300:
             hint = f" ({_HINTS[status]})" if status in _HINTS else ""
             raise ProviderError(
-                f"{self.label} answered HTTP {status}{hint}: {self.scrub(response.text)}")
+                f"{self.label} answered HTTP {status}{hint}: {self.scrub(response.text)}"
+            )
         try:
             result, counted = parse(response)
         except BadResponse as error:
@@ -235,4 +262,3 @@ class ResilientClient:
             waits.append(self._tokens.reserve(tokens))
         if max(waits) and cancel.wait(max(waits)):
             raise Cancelled()
-

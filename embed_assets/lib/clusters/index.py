@@ -12,25 +12,35 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from embed_assets.lib import clustering
-from embed_assets.lib.labels import cluster_labels
+from embed_assets.lib.clusters import algorithm as clustering
+from embed_assets.lib.clusters.labels import cluster_labels
 from embed_assets.lib.store import Space, Store
 
 LABEL_TEXTS = 50  # per cluster, the members nearest its centroid: enough to name it
 BACKGROUND_CLUSTERS = 300  # clusters beside the changed ones, so term weights compare widely
 
 
-def sync_cluster_index(store: Store, *, threshold: float, near_duplicate: float,
-                       full: bool = False) -> dict:
+def sync_cluster_index(
+    store: Store, *, threshold: float, near_duplicate: float, full: bool = False
+) -> dict:
     began = time.perf_counter()
     space = store.active_space()
     if space is None:
-        return {"rows_in": 0, "added": 0, "updated": 0, "unchanged": 0, "deleted": 0,
-                "row_count": 0, "clusters": 0, "full": False, "seconds": 0.0}
+        return {
+            "rows_in": 0,
+            "added": 0,
+            "updated": 0,
+            "unchanged": 0,
+            "deleted": 0,
+            "row_count": 0,
+            "clusters": 0,
+            "full": False,
+            "seconds": 0.0,
+        }
     meta = store.cluster_meta(space)
     changed, gone = store.cluster_changes(space)
     before = store.cluster_assignments(space)
@@ -46,8 +56,9 @@ def sync_cluster_index(store: Store, *, threshold: float, near_duplicate: float,
     if not reason and meta["baseline"]:
         due, why = clustering.needs_full_recluster(clustering.drift(summary, meta["baseline"]))
         if due:
-            result = sync_cluster_index(store, threshold=threshold, near_duplicate=near_duplicate,
-                                        full=True)
+            result = sync_cluster_index(
+                store, threshold=threshold, near_duplicate=near_duplicate, full=True
+            )
             return result | {"full_reason": why, "seconds": time.perf_counter() - began}
     after = store.cluster_assignments(space)
     moved = sum(1 for name, cluster in after.items() if name in before and before[name] != cluster)
@@ -70,21 +81,29 @@ def sync_cluster_index(store: Store, *, threshold: float, near_duplicate: float,
     }
 
 
-def _full(store: Store, space: Space, threshold: float, before: dict[str, int],
-          meta: dict) -> tuple[set[int], int]:
+def _full(
+    store: Store, space: Space, threshold: float, before: dict[str, int], meta: dict
+) -> tuple[set[int], int]:
     names, hashes, vectors = store.cluster_vectors(space)
     labels = clustering.full_cluster(vectors, threshold)
     old_ids = np.array([before.get(name, -1) for name in names], dtype=np.int64)
     ids_of_labels, next_id = clustering.match_ids(old_ids, labels, meta["next_id"] or 1)
     assigned = ids_of_labels[labels] if len(labels) else labels
-    store.write_cluster_members(space, list(zip(names, hashes, assigned.tolist())), gone=[],
-                                replace_all=True)
+    store.write_cluster_members(
+        space, list(zip(names, hashes, assigned.tolist(), strict=True)), gone=[], replace_all=True
+    )
     return set(assigned.tolist()) | set(before.values()), next_id
 
 
-def _incremental(store: Store, space: Space, threshold: float,
-                 changed: Sequence[tuple[str, str, np.ndarray]], gone: Sequence[str],
-                 before: dict[str, int], meta: dict) -> tuple[set[int], int]:
+def _incremental(
+    store: Store,
+    space: Space,
+    threshold: float,
+    changed: Sequence[tuple[str, str, np.ndarray]],
+    gone: Sequence[str],
+    before: dict[str, int],
+    meta: dict,
+) -> tuple[set[int], int]:
     state = _state(store, space, meta["next_id"] or 1)
     affected = {before[name] for name in gone if name in before}
     affected |= {before[name] for name, _, _ in changed if name in before}
@@ -92,16 +111,19 @@ def _incremental(store: Store, space: Space, threshold: float,
         vectors = np.stack([vector for _, _, vector in changed]).astype(np.float32)
         assigned, state = clustering.assign(state, vectors, threshold)
         affected |= set(assigned.tolist())
-        rows = [(name, content_hash, int(cluster))
-                for (name, content_hash, _), cluster in zip(changed, assigned)]
+        rows = [
+            (name, content_hash, int(cluster))
+            for (name, content_hash, _), cluster in zip(changed, assigned, strict=True)
+        ]
     else:
         rows = []
     store.write_cluster_members(space, rows, gone, replace_all=False)
     return affected, state.next_id
 
 
-def refresh_clusters(store: Store, space: Space, cluster_ids: Sequence[int] | set[int], *,
-                     near_duplicate: float) -> dict:
+def refresh_clusters(
+    store: Store, space: Space, cluster_ids: Sequence[int] | set[int], *, near_duplicate: float
+) -> dict:
     """Recompute every figure of these clusters from their members' current vectors: sum, size,
     label, representative, mean and per-member similarity, near-duplicates. Clusters left without
     members are dropped."""
@@ -131,18 +153,25 @@ def refresh_clusters(store: Store, space: Space, cluster_ids: Sequence[int] | se
     for row in np.lexsort((-similarity, labels)):  # by cluster, most similar first
         if len(nearest[present[labels[row]]]) < LABEL_TEXTS:
             nearest[present[labels[row]]].append(contents[row][3])
-    background = store.cluster_label_background(space, exclude=wanted,
-                                                clusters=BACKGROUND_CLUSTERS,
-                                                per_cluster=LABEL_TEXTS)
+    background = store.cluster_label_background(
+        space, exclude=wanted, clusters=BACKGROUND_CLUSTERS, per_cluster=LABEL_TEXTS
+    )
     label_of = cluster_labels(dict(nearest) | background)
-    clusters = [{"cluster_id": cluster, "size": int(sizes[i]),
-                 "vector_sum": sums[i].astype(np.float32),
-                 "label": label_of.get(cluster) or names[best[i]],
-                 "representative": names[best[i]],
-                 "mean_similarity": float(np.linalg.norm(sums[i]) / sizes[i])}
-                for i, cluster in enumerate(present)]
-    members = [(name, float(similarity[row]), sorted(duplicates.get(row, [])))
-               for row, name in enumerate(names)]
+    clusters = [
+        {
+            "cluster_id": cluster,
+            "size": int(sizes[i]),
+            "vector_sum": sums[i].astype(np.float32),
+            "label": label_of.get(cluster) or names[best[i]],
+            "representative": names[best[i]],
+            "mean_similarity": float(np.linalg.norm(sums[i]) / sizes[i]),
+        }
+        for i, cluster in enumerate(present)
+    ]
+    members = [
+        (name, float(similarity[row]), sorted(duplicates.get(row, [])))
+        for row, name in enumerate(names)
+    ]
     store.write_clusters(space, clusters, members, dropped=sorted(set(wanted) - set(present)))
     return {"refreshed": len(present), "near_duplicate_pairs": len(pairs)}
 

@@ -17,7 +17,8 @@ the rate limit) reuses the stored body and the stored next-page URL: a 304 need 
 header. Stored bodies keep only the fields read here (`_slim`). `StoreETags` keeps them in the
 project's Postgres (table `github_etags`), so that every run and process shares them.
 
-The rows these fetches become, and the load into the source table: embed_assets.lib.github_source.
+The rows these fetches become, and the load into the source table:
+embed_assets.lib.sources.github.load.
 
 The token lives only in the Authorization header and is scrubbed from every message that quotes
 GitHub; a pagination link to another host is refused, since following it would send the token.
@@ -27,15 +28,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 from urllib.parse import quote
 
 import httpx
 
-from embed_assets.lib.http_client import TRANSPORT_ERRORS, retry_after_seconds
+from embed_assets.lib.http import TRANSPORT_ERRORS, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +46,22 @@ SEARCH_CAP = 1000  # results reachable per search query
 PER_PAGE = 100  # GitHub's maximum
 SECONDARY_BACKOFF = 60.0  # GitHub: wait at least a minute when a secondary limit gives no header
 _SECOND = timedelta(seconds=1)
-_HINTS = {401: "check GITHUB_TOKEN", 403: "check what the token may access",
-          404: "check the user name"}
+_HINTS = {
+    401: "check GITHUB_TOKEN",
+    403: "check what the token may access",
+    404: "check the user name",
+}
 
 # What the client reads of a repository object (see to_record) and of a search page.
-REPOSITORY_FIELDS = ("full_name", "description", "language", "stargazers_count", "topics",
-                     "html_url", "created_at")
+REPOSITORY_FIELDS = (
+    "full_name",
+    "description",
+    "language",
+    "stargazers_count",
+    "topics",
+    "html_url",
+    "created_at",
+)
 
 Body = dict | list
 Stored = tuple[str, Body, str | None]  # etag, body, the next page's URL (None: the last page)
@@ -113,13 +125,25 @@ class FetchStats:
 class GitHubClient:
     """GETs from GitHub with the rules of the module docstring; `stats` describe the last fetch."""
 
-    def __init__(self, token: str | None = None, *, base_url: str = API_URL,
-                 etags: ETags | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.time, max_attempts: int = 6,
-                 max_wait: float = 900.0, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 timeout: float = 30.0) -> None:
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28",
-                   "User-Agent": "embed-assets"}
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        base_url: str = API_URL,
+        etags: ETags | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = 6,
+        max_wait: float = 900.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        timeout: float = 30.0,
+    ) -> None:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+            "User-Agent": "embed-assets",
+        }
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._token = token
@@ -129,8 +153,11 @@ class GitHubClient:
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self._reset_at: float | None = None  # set when a success leaves no requests in the budget
         self.stats = FetchStats()
-        self._http = httpx.Client(base_url=base_url, headers=headers,
-                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        )
 
     def __enter__(self) -> GitHubClient:
         return self
@@ -160,8 +187,9 @@ class GitHubClient:
             self._collect(page, found)
         return list(found.values())
 
-    def _search_window(self, query: str, start: datetime, end: datetime,
-                       found: dict[str, dict]) -> None:
+    def _search_window(
+        self, query: str, start: datetime, end: datetime, found: dict[str, dict]
+    ) -> None:
         window = f"{_iso(start)}..{_iso(end - _SECOND)}"  # GitHub's range includes both ends
         q = f"{query} created:{window}".strip()
         pages = self._pages("/search/repositories", {"q": q, "per_page": PER_PAGE})
@@ -179,15 +207,17 @@ class GitHubClient:
             fetched += self._collect(page.get("items"), found)
         if total > SEARCH_CAP:
             self.stats.truncated_windows.append(f"{window}: {fetched} of {total}")
-            log.warning("GitHub search %r: %d results in one second, only %d reachable",
-                        q, total, fetched)
+            log.warning(
+                "GitHub search %r: %d results in one second, only %d reachable", q, total, fetched
+            )
 
     def _collect(self, items: object, found: dict[str, dict]) -> int:
         if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
             raise GitHubError("GitHub answered with something other than a list of repositories")
         for item in items:
             name = item.get("full_name")
-            # An item without a name is kept under a unique key: the loader rejects it with a reason.
+            # An item without a name is kept under a unique key: the loader rejects it with a
+            # reason.
             key = name.lower() if isinstance(name, str) else f"#{len(found)}"
             if key in found:
                 self.stats.duplicates += 1
@@ -237,22 +267,33 @@ class GitHubClient:
                     raise self._error(request, response)
             if attempt == self.max_attempts:
                 break
-            log.warning("GitHub GET %s: %s on attempt %d of %d; waiting %.1f s", request.url.path,
-                        self._scrub(reason), attempt, self.max_attempts, delay)
+            log.warning(
+                "GitHub GET %s: %s on attempt %d of %d; waiting %.1f s",
+                request.url.path,
+                self._scrub(reason),
+                attempt,
+                self.max_attempts,
+                delay,
+            )
             self.stats.retries += 1
             self._wait(delay, limited)
-        raise GitHubError(self._scrub(f"GitHub GET {request.url.path} failed {self.max_attempts} "
-                                      f"attempts; last: {reason}"))
+        raise GitHubError(
+            self._scrub(
+                f"GitHub GET {request.url.path} failed {self.max_attempts} attempts; last: {reason}"
+            )
+        )
 
-    def _accept(self, response: httpx.Response, key: str,
-                stored: Stored | None) -> tuple[Body, str | None]:
+    def _accept(
+        self, response: httpx.Response, key: str, stored: Stored | None
+    ) -> tuple[Body, str | None]:
         headers = response.headers
         if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
             self._reset_at = float(headers["x-ratelimit-reset"])
         if response.status_code == 304:
             if stored is None:  # a 304 to a request that sent no If-None-Match
-                raise GitHubError(f"GitHub answered {response.url.path} with 304 to an "
-                                  "unconditional request")
+                raise GitHubError(
+                    f"GitHub answered {response.url.path} with 304 to an unconditional request"
+                )
             # A 304 need not repeat the Link header: the next page is the one stored with the body.
             self.stats.not_modified += 1
             return stored[1], stored[2]
@@ -271,13 +312,15 @@ class GitHubClient:
         retry_after = retry_after_seconds(headers.get("retry-after"))
         if retry_after is not None:
             if retry_after > self.max_wait:
-                raise GitHubError(f"GitHub asks to retry after {retry_after:.0f} s, more than "
-                                  f"max_wait ({self.max_wait:.0f} s)")
+                raise GitHubError(
+                    f"GitHub asks to retry after {retry_after:.0f} s, more than "
+                    f"max_wait ({self.max_wait:.0f} s)"
+                )
             return retry_after, False
         if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
             return self._until(float(headers["x-ratelimit-reset"])), False
         if response.status_code == 429 or "secondary rate limit" in _message(response).lower():
-            return min(SECONDARY_BACKOFF * 2 ** bare_limits, self.max_wait), True
+            return min(SECONDARY_BACKOFF * 2**bare_limits, self.max_wait), True
         return None
 
     def _until(self, reset: float) -> float:
@@ -285,8 +328,10 @@ class GitHubClient:
         wait = max(0.0, reset - self._clock() + 1)
         if wait > self.max_wait:
             when = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            raise GitHubError(f"GitHub's primary rate limit is exhausted until {when} ({wait:.0f} s "
-                              f"away, more than max_wait {self.max_wait:.0f} s)")
+            raise GitHubError(
+                f"GitHub's primary rate limit is exhausted until {when} ({wait:.0f} s "
+                f"away, more than max_wait {self.max_wait:.0f} s)"
+            )
         return wait
 
     def _pause_for_reset(self) -> None:
@@ -308,8 +353,12 @@ class GitHubClient:
     def _error(self, request: httpx.Request, response: httpx.Response) -> GitHubError:
         status = response.status_code
         hint = f" ({_HINTS[status]})" if status in _HINTS else ""
-        return GitHubError(self._scrub(f"GitHub answered HTTP {status} to GET {request.url.path}: "
-                                       f"{_message(response)}{hint}"))
+        return GitHubError(
+            self._scrub(
+                f"GitHub answered HTTP {status} to GET {request.url.path}: "
+                f"{_message(response)}{hint}"
+            )
+        )
 
     def _scrub(self, text: str) -> str:
         """`text` without the token, cut to a readable length (after: a cut token would stay)."""
@@ -321,14 +370,17 @@ class GitHubClient:
 def _slim(body: object) -> object:
     """`body` with only the fields read here: a search page of real GitHub objects is ~100 fields
     per repository, ~500 KB, and the ETag store keeps every page."""
+
     def repository(item: object) -> object:
         return {k: item.get(k) for k in REPOSITORY_FIELDS} if isinstance(item, dict) else item
 
     if isinstance(body, list):
         return [repository(item) for item in body]
     if isinstance(body, dict) and isinstance(body.get("items"), list):
-        return {**{k: body[k] for k in ("total_count", "incomplete_results") if k in body},
-                "items": [repository(item) for item in body["items"]]}
+        return {
+            **{k: body[k] for k in ("total_count", "incomplete_results") if k in body},
+            "items": [repository(item) for item in body["items"]],
+        }
     return body
 
 

@@ -1,0 +1,76 @@
+"""Embedding providers: the interface and metrics (`base`), and the factory that builds the one the
+settings name. Implementations are imported only when built, so a command that never embeds never
+imports httpx's clients or torch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from embed_assets.lib.providers.base import (
+    HTTP_PROVIDERS,
+    OFFLINE_DIMENSIONS,
+    PROVIDERS,
+    EmbeddingProvider,
+    ProviderError,
+    ProviderMetrics,
+    estimate_tokens,
+    fit_inputs,
+    space_name,
+    vector_problems,
+)
+from embed_assets.lib.settings import SettingError, Settings
+
+__all__ = [
+    "EmbeddingProvider",
+    "HTTP_PROVIDERS",
+    "OFFLINE_DIMENSIONS",
+    "PROVIDERS",
+    "ProviderError",
+    "ProviderMetrics",
+    "build_provider",
+    "close_provider",
+    "estimate_tokens",
+    "fit_inputs",
+    "opened_provider",
+    "space_name",
+    "vector_problems",
+]
+
+
+def build_provider(settings: Settings) -> EmbeddingProvider:
+    """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client: close them
+    (they are context managers), or use `opened_provider`."""
+    if settings.provider == "offline":
+        from embed_assets.lib.providers.offline import OfflineHashingProvider
+
+        return OfflineHashingProvider(dimensions=settings.dimensions or OFFLINE_DIMENSIONS)
+    if settings.provider in HTTP_PROVIDERS:
+        from embed_assets.lib.providers.http import http_provider
+
+        return http_provider(settings)
+    if settings.provider == "sentence_transformers":
+        from embed_assets.lib.providers.sentence_transformers import SentenceTransformersProvider
+
+        return SentenceTransformersProvider(settings)
+    raise SettingError(
+        f"EMBED_ASSETS_PROVIDER={settings.provider!r} is not a known provider "
+        f"(known: {', '.join(PROVIDERS)})"
+    )
+
+
+@contextmanager
+def opened_provider(settings: Settings) -> Iterator[EmbeddingProvider]:
+    """`build_provider` for one run: the provider's HTTP client, if it has one, is closed after."""
+    provider = build_provider(settings)
+    try:
+        yield provider
+    finally:
+        close_provider(provider)
+
+
+def close_provider(provider: EmbeddingProvider) -> None:
+    """Close the provider's HTTP client, if it has one (the offline provider holds nothing)."""
+    close = getattr(provider, "close", None)
+    if close is not None:
+        close()
