@@ -3,7 +3,7 @@
 OpenAI-compatible server (in this process) that counts the tokens it receives, all drawing on one
 shared tokens-per-minute budget.
 
-    .venv/bin/python benchmarks/scale_out.py [--rows 6000] [--latency 0.25] [--tpm 300000]
+    .venv/bin/python benchmarks/scale_out.py [--rows 6000] [--latency 0.5] [--tpm 2400000]
                                              [--repeats 3]
 
 For each N in 1, 2, 4: a fresh schema holds the same generated rows of 2024, chunked beforehand;
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 
 from embed_assets.lib import pipeline  # noqa: E402
-from embed_assets.lib.database import database_url  # noqa: E402
+from embed_assets.lib.database import database_url, stop_embedded  # noqa: E402
 from embed_assets.lib.providers import estimate_tokens  # noqa: E402
 from embed_assets.lib.sample import generate_repositories  # noqa: E402
 from embed_assets.lib.settings import Settings  # noqa: E402
@@ -169,16 +169,15 @@ def run_once(url: str, n: int, args: argparse.Namespace, home: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=6000)
-    parser.add_argument("--latency", type=float, default=0.25, help="server seconds per request")
-    parser.add_argument("--tpm", type=int, default=300_000, help="shared tokens per minute")
+    parser.add_argument("--latency", type=float, default=0.5, help="server seconds per request")
+    parser.add_argument("--tpm", type=int, default=2_400_000, help="shared tokens per minute")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight per run")
     parser.add_argument("--dimensions", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    url = os.environ.get("EMBED_ASSETS_DATABASE_URL") or database_url(
-        Settings(home=Path(tempfile.mkdtemp(prefix="scale_out_")))
-    )
+    embedded = None if os.environ.get("EMBED_ASSETS_DATABASE_URL") else Path(tempfile.mkdtemp())
+    url = os.environ.get("EMBED_ASSETS_DATABASE_URL") or database_url(Settings(home=embedded))
     home = Path(tempfile.mkdtemp(prefix="scale_out_dagster_"))
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     os.environ["EMBED_ASSETS_DATABASE_URL"] = url
@@ -194,6 +193,14 @@ def main() -> None:
         f"server: {args.latency * 1000:.0f} ms per request; each run: batches of "
         f"{args.batch_size}, {args.concurrency} in flight; shared budget {args.tpm:,} tokens/min"
     )
+    try:
+        report(url, args, home)
+    finally:
+        if embedded is not None:
+            stop_embedded(embedded)
+
+
+def report(url: str, args: argparse.Namespace, home: Path) -> None:
     for n in COUNTS:
         results = [run_once(url, n, args, home) for _ in range(args.repeats)]
         median = {k: statistics.median(r[k] for r in results) for k in results[0] if k != "pending"}
