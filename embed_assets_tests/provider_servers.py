@@ -5,7 +5,8 @@ float vectors, `data` deliberately in reverse order so that clients must sort by
 vector is the offline provider's, so results can be compared with `OfflineHashingProvider`.
 
 Every answer waits `latency` seconds first (the benchmark uses 100 ms). Faults, applied to the
-next requests: `faults` is a queue of kinds (each used once), and with
+next requests: `faults` is a queue of kinds (each used once; None answers cleanly, to place a
+fault later), and with
 `fault_rate` each other request draws one of `random_faults` from a seeded RNG. Kinds:
   "429" / "429-date"  HTTP 429 with Retry-After `retry_after` seconds / as an HTTP date (the next
                       whole second plus `retry_after`, rounded up)
@@ -21,7 +22,8 @@ OpenAI vectors are float lists even when base64 is asked for, as some servers do
 set, requests must carry it (a wrong key is echoed back in the 401 body, as some servers do, to
 test that clients scrub it).
 
-Everything received is recorded: `requests` (path, headers, body, fault, status), `max_in_flight`.
+Everything received is recorded: `requests` (path, headers, body, fault, status, and `arrived`: the
+`time.time()` at which the request line was read), `max_in_flight`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Received:
     body: dict
     fault: str | None = None
     status: int = 0
+    arrived: float = 0.0
 
     @property
     def texts(self) -> list[str]:
@@ -66,7 +69,7 @@ class FakeEmbeddingServer:
         *,
         dimensions: int = 32,
         latency: float = 0.0,
-        faults: Iterable[str] = (),
+        faults: Iterable[str | None] = (),
         fault_rate: float = 0.0,
         random_faults: Iterable[str] = ("429", "500", "503"),
         seed: int = 0,
@@ -134,9 +137,11 @@ class FakeEmbeddingServer:
                 return self._rng.choice(self.random_faults)
             return None
 
-    def _respond(self, path: str, headers: dict[str, str], body: dict) -> tuple[int, dict, bytes]:
-        """Status, extra headers and body for one request."""
-        record = Received(path, headers, body)
+    def _respond(
+        self, path: str, headers: dict[str, str], body: dict, arrived: float
+    ) -> tuple[int, dict, bytes]:
+        """Status, extra headers and body for one request that arrived at `arrived`."""
+        record = Received(path, headers, body, arrived=arrived)
         texts = record.texts
         with self._lock:
             self.requests.append(record)
@@ -241,6 +246,7 @@ def _handler(server: FakeEmbeddingServer) -> type[BaseHTTPRequestHandler]:
                     server._in_flight -= 1
 
         def _handle(self) -> None:
+            arrived = time.time()
             length = int(self.headers.get("content-length") or 0)
             if self.path not in ("/api/embed", "/v1/embeddings") or length > MAX_BODY:
                 self._send(404 if length <= MAX_BODY else 413, {}, b"{}")
@@ -254,7 +260,7 @@ def _handler(server: FakeEmbeddingServer) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {}, _json({"error": "body is not JSON"}))
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
-            self._send(*server._respond(self.path, headers, body))
+            self._send(*server._respond(self.path, headers, body, arrived))
 
         def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
             self.send_response(status)

@@ -114,7 +114,7 @@ def embeddings(
     HNSW cosine index. Only chunks whose text has no stored vector and no cached one are sent to
     the provider; invalid vectors are refused and their chunks stay pending."""
     start, end = context.partition_time_window
-    with database.open() as store, embedding_provider.open() as provider:
+    with database.open() as store, embedding_provider.open(database) as provider:
         counts = pipeline.sync_embeddings(
             store,
             start,

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from embed_assets.lib.budget import BudgetDatabase
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import EmbeddingProvider, build_provider, opened_provider
 from embed_assets.lib.settings import (
@@ -74,6 +75,8 @@ class EmbeddingProviderResource(dg.ConfigurableResource):
     tokens_per_minute: int = 0
     breaker_threshold: int = 20
     price_per_million_tokens: float = 0.0
+    budget_scope: str = "deployment"
+    budget_name: str = ""
 
     def settings(self) -> Settings:
         values = {name: getattr(self, name) for name in PROVIDER_FIELDS}
@@ -84,9 +87,14 @@ class EmbeddingProviderResource(dg.ConfigurableResource):
         return build_provider(self.settings())
 
     @contextmanager
-    def open(self) -> Iterator[EmbeddingProvider]:
-        """The provider for one run (one pooled HTTP client), closed at the end."""
-        with opened_provider(self.settings()) as provider:
+    def open(self, database: DatabaseResource | None = None) -> Iterator[EmbeddingProvider]:
+        """The provider for one run (one pooled HTTP client), closed at the end; with `database`,
+        an HTTP provider draws on the budget shared by every run using that database."""
+        budgets = None
+        if database is not None:
+            settings = database.settings()
+            budgets = BudgetDatabase(database_url(settings), settings)
+        with opened_provider(self.settings(), budgets) as provider:
             yield provider
 
 

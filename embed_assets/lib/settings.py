@@ -26,6 +26,8 @@ class SettingError(ValueError):
 # Where a provider's API key is read when EMBED_ASSETS_API_KEY is not set: its own SDK's variable.
 API_KEY_FALLBACKS = {"openai": "OPENAI_API_KEY", "together": "TOGETHER_API_KEY"}
 LONG_INPUT_POLICIES = ("truncate", "reject")
+# Where the per-minute limits and Retry-After apply: every process using the database, or one.
+BUDGET_SCOPES = ("deployment", "process")
 # The settings of the embedding provider, which its Dagster resource carries.
 PROVIDER_FIELDS = (
     "provider",
@@ -48,6 +50,8 @@ PROVIDER_FIELDS = (
     "tokens_per_minute",
     "breaker_threshold",
     "price_per_million_tokens",
+    "budget_scope",
+    "budget_name",
 )
 
 
@@ -89,6 +93,10 @@ class Settings:
     tokens_per_minute: int = 0
     breaker_threshold: int = 20
     price_per_million_tokens: float = 0.0
+    # The provider budget (embed_assets.lib.budget): shared through the database, or per process;
+    # its name defaults to provider, server and model (one API key's limits: give them one name).
+    budget_scope: str = "deployment"
+    budget_name: str = ""
     # The embedding cache (embed_assets.lib.cache).
     cache_max_entries: int = 1_000_000
     cache_max_age_days: float = 0.0  # 0: no age bound
@@ -146,6 +154,11 @@ class Settings:
             raise SettingError(
                 f"{_env_name('long_input')} must be one of "
                 f"{', '.join(LONG_INPUT_POLICIES)}, got {self.long_input!r}"
+            )
+        if self.budget_scope not in BUDGET_SCOPES:
+            raise SettingError(
+                f"{_env_name('budget_scope')} must be one of "
+                f"{', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}"
             )
         if self.base_url and not re.match(r"^https?://[^/\s]+", self.base_url):
             raise SettingError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from embed_assets.lib.providers.base import (
     HTTP_PROVIDERS,
@@ -20,6 +21,9 @@ from embed_assets.lib.providers.base import (
     vector_problems,
 )
 from embed_assets.lib.settings import SettingError, Settings
+
+if TYPE_CHECKING:
+    from embed_assets.lib.budget import BudgetDatabase
 
 __all__ = [
     "EmbeddingProvider",
@@ -38,9 +42,10 @@ __all__ = [
 ]
 
 
-def build_provider(settings: Settings) -> EmbeddingProvider:
-    """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client: close them
-    (they are context managers), or use `opened_provider`."""
+def build_provider(settings: Settings, budgets: BudgetDatabase | None = None) -> EmbeddingProvider:
+    """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client (and, with
+    `budgets`, a connection to the shared budget): close them (they are context managers), or use
+    `opened_provider`."""
     if settings.provider == "offline":
         from embed_assets.lib.providers.offline import OfflineHashingProvider
 
@@ -48,7 +53,7 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
     if settings.provider in HTTP_PROVIDERS:
         from embed_assets.lib.providers.http import http_provider
 
-        return http_provider(settings)
+        return http_provider(settings, budgets)
     if settings.provider == "sentence_transformers":
         from embed_assets.lib.providers.sentence_transformers import SentenceTransformersProvider
 
@@ -60,9 +65,11 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
 
 
 @contextmanager
-def opened_provider(settings: Settings) -> Iterator[EmbeddingProvider]:
+def opened_provider(
+    settings: Settings, budgets: BudgetDatabase | None = None
+) -> Iterator[EmbeddingProvider]:
     """`build_provider` for one run: the provider's HTTP client, if it has one, is closed after."""
-    provider = build_provider(settings)
+    provider = build_provider(settings, budgets)
     try:
         yield provider
     finally:

@@ -1,13 +1,14 @@
 """Calling an embedding server resiliently: one pooled httpx client, retries with exponential
-backoff
-and full jitter, Retry-After, optional per-minute rate limits and a circuit breaker.
+backoff and full jitter, Retry-After, per-minute rate limits (a `Budget`, in this process or shared
+by the deployment) and a circuit breaker.
 
 Which failures are retried:
 - HTTP 408, 429, 500, 502, 503, 504; connection errors and timeouts; a response that cannot be used
   (malformed JSON, wrong vector count...: the parser raises `BadResponse`). A `Retry-After` header
-  (seconds or an HTTP date) sets the wait, capped by EMBED_ASSETS_RETRY_AFTER_MAX; otherwise the
-  wait
-  is uniform in [0, min(EMBED_ASSETS_BACKOFF_MAX, EMBED_ASSETS_BACKOFF_BASE * 2**(attempt - 1))].
+  (seconds or an HTTP date) sets the wait, capped by EMBED_ASSETS_RETRY_AFTER_MAX, and holds every
+  request of the budget for as long (every thread, and with a shared budget every process); else
+  the wait is uniform in
+  [0, min(EMBED_ASSETS_BACKOFF_MAX, EMBED_ASSETS_BACKOFF_BASE * 2**(attempt - 1))].
 - 400, 413, 422 are raised as `Rejected`: the request was invalid, so the caller splits the batch.
 - Anything else (401, 403, 404...) is a `ProviderError` at once: retrying cannot help.
 
@@ -29,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import httpx
 
@@ -81,13 +82,58 @@ class Pacer:
         self._next = time.monotonic()
         self._lock = threading.Lock()
 
-    def reserve(self, amount: int = 1) -> float:
-        """Reserve `amount` units; returns how long to wait before using them."""
+    def reserve(self, amount: int = 1, earliest: float = 0.0) -> float:
+        """Reserve `amount` units starting no sooner than `earliest` (a monotonic time); returns
+        how long to wait before using them."""
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._next)
+            start = max(now, self._next, earliest)
             self._next = start + amount * self._seconds_per_unit
         return start - now
+
+
+class Budget(Protocol):
+    """What a client draws on before each request: in this process (`LocalBudget`) or shared by
+    every process using the database (`embed_assets.lib.budget.SharedBudget`)."""
+
+    def reserve(self, tokens: int) -> float:
+        """Take one request of `tokens`; returns how many seconds to wait before sending it."""
+
+    def hold(self, seconds: float) -> None:
+        """No request starts in the next `seconds` (a server's Retry-After)."""
+
+    def held(self) -> bool:
+        """Whether a hold is on now."""
+
+    def close(self) -> None: ...
+
+
+class LocalBudget:
+    """EMBED_ASSETS_REQUESTS_PER_MINUTE and _TOKENS_PER_MINUTE paced in this process's memory (no
+    I/O); a Retry-After holds every thread of the process. Thread-safe."""
+
+    def __init__(self, requests_per_minute: int, tokens_per_minute: int) -> None:
+        self._requests = Pacer(requests_per_minute) if requests_per_minute else None
+        self._tokens = Pacer(tokens_per_minute) if tokens_per_minute else None
+        self._not_before = 0.0
+
+    def reserve(self, tokens: int) -> float:
+        earliest = self._not_before
+        waits = [earliest - time.monotonic()]
+        if self._requests:
+            waits.append(self._requests.reserve(1, earliest))
+        if self._tokens:
+            waits.append(self._tokens.reserve(tokens, earliest))
+        return max(0.0, *waits)
+
+    def hold(self, seconds: float) -> None:
+        self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def held(self) -> bool:
+        return self._not_before > time.monotonic()
+
+    def close(self) -> None:
+        pass
 
 
 class CircuitBreaker:
@@ -148,8 +194,7 @@ class ResilientClient:
         max_concurrency: int,
         policy: RetryPolicy,
         breaker_threshold: int,
-        requests_per_minute: int,
-        tokens_per_minute: int,
+        budget: Budget,
         metrics: ProviderMetrics,
     ) -> None:
         self.label = label
@@ -158,8 +203,7 @@ class ResilientClient:
         self._metrics = metrics
         self._rng = random.Random()
         self.breaker = CircuitBreaker(breaker_threshold, label, metrics)
-        self._requests = Pacer(requests_per_minute) if requests_per_minute else None
-        self._tokens = Pacer(tokens_per_minute) if tokens_per_minute else None
+        self.budget = budget
         self._http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
@@ -171,6 +215,7 @@ class ResilientClient:
 
     def close(self) -> None:
         self._http.close()
+        self.budget.close()
 
     def scrub(self, text: str) -> str:
         """`text` without the API key, cut to a readable length (after: a cut key would stay)."""
@@ -202,6 +247,8 @@ class ResilientClient:
                 self.breaker.failed(last.reason)
             if attempt < self._policy.max_attempts:
                 delay = self._policy.delay(attempt, last.retry_after, self._rng)
+                if last.retry_after is not None:
+                    self.budget.hold(delay)  # the server's word holds every request of the budget
                 log.warning(
                     "%s: %s on attempt %d of %d; retrying in %.2f s",
                     self.label,
@@ -255,10 +302,13 @@ class ResilientClient:
         return result
 
     def _pace(self, tokens: int, cancel: threading.Event) -> None:
-        waits = [0.0]
-        if self._requests:
-            waits.append(self._requests.reserve())
-        if self._tokens:
-            waits.append(self._tokens.reserve(tokens))
-        if max(waits) and cancel.wait(max(waits)):
-            raise Cancelled()
+        while True:
+            wait = self.budget.reserve(tokens)
+            if wait <= 0:
+                return
+            if cancel.wait(wait):
+                raise Cancelled()
+            # A Retry-After that came while this request waited voids its slot: it takes one
+            # after the hold, so that the requests held do not all start at its end.
+            if not self.budget.held():
+                return

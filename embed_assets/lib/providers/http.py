@@ -31,6 +31,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -41,8 +42,17 @@ from embed_assets.lib.providers.base import (
     fit_inputs,
     vector_problems,
 )
-from embed_assets.lib.providers.client import BadResponse, Rejected, ResilientClient, RetryPolicy
+from embed_assets.lib.providers.client import (
+    BadResponse,
+    LocalBudget,
+    Rejected,
+    ResilientClient,
+    RetryPolicy,
+)
 from embed_assets.lib.settings import API_KEY_FALLBACKS, SettingError, Settings
+
+if TYPE_CHECKING:
+    from embed_assets.lib.budget import BudgetDatabase
 
 log = logging.getLogger(__name__)
 HNSW_MAX_DIMENSIONS = 2000  # pgvector's limit for an HNSW index on `vector`
@@ -78,7 +88,9 @@ class HttpEmbeddingProvider:
     path: str
     cache_vectors = True  # each vector costs a request (and money)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, budgets: BudgetDatabase | None = None) -> None:
+        """`budgets`: the database whose shared budget this provider draws on (see
+        embed_assets.lib.budget); None, or EMBED_ASSETS_BUDGET_SCOPE=process: this process's."""
         profile = PROFILES[settings.provider]
         self.name = settings.provider
         self.model = settings.model or profile.model
@@ -106,6 +118,13 @@ class HttpEmbeddingProvider:
         self.max_input_tokens = settings.max_input_tokens or profile.max_input_tokens
         self.long_input = settings.long_input
         self.metrics = ProviderMetrics(settings.price_per_million_tokens)
+        self.budget_name = settings.budget_name or f"{self.name} {self.base_url} {self.model}"
+        limits = (settings.requests_per_minute, settings.tokens_per_minute)
+        budget = (
+            budgets.open(self.budget_name, *limits)
+            if budgets is not None and settings.budget_scope == "deployment"
+            else LocalBudget(*limits)
+        )
         self._client = ResilientClient(
             f"provider {self.name} at {self.base_url}",
             base_url,
@@ -120,8 +139,7 @@ class HttpEmbeddingProvider:
                 settings.retry_after_max,
             ),
             breaker_threshold=settings.breaker_threshold,
-            requests_per_minute=settings.requests_per_minute,
-            tokens_per_minute=settings.tokens_per_minute,
+            budget=budget,
             metrics=self.metrics,
         )
 
@@ -323,7 +341,9 @@ class OpenAIFormatProvider(HttpEmbeddingProvider):
         return rows, (payload.get("usage") or {}).get("prompt_tokens")
 
 
-def http_provider(settings: Settings) -> HttpEmbeddingProvider:
+def http_provider(
+    settings: Settings, budgets: BudgetDatabase | None = None
+) -> HttpEmbeddingProvider:
     if settings.provider == "ollama":
-        return OllamaProvider(settings)
-    return OpenAIFormatProvider(settings)
+        return OllamaProvider(settings, budgets)
+    return OpenAIFormatProvider(settings, budgets)

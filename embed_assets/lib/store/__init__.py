@@ -28,6 +28,7 @@ from embed_assets.lib.store.base import (
     _ensured_lock,
     register_array_dumper,
 )
+from embed_assets.lib.store.budget import BudgetQueries
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
@@ -55,6 +56,7 @@ class Store(
     ClusterQueries,
     CheckQueries,
     GitHubQueries,
+    BudgetQueries,
 ):
     """One connection to the project's schema, with every query the project runs."""
 
