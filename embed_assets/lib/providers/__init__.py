@@ -42,9 +42,16 @@ def build_provider(settings: Settings) -> EmbeddingProvider:
     """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client: close them
     (they are context managers), or use `opened_provider`."""
     if settings.provider == "offline":
-        from embed_assets.lib.providers.offline import OfflineHashingProvider
+        from embed_assets.lib.providers.offline import RECIPES, OfflineHashingProvider
 
-        return OfflineHashingProvider(dimensions=settings.dimensions or OFFLINE_DIMENSIONS)
+        if settings.model_name not in RECIPES:
+            raise SettingError(
+                f"EMBED_ASSETS_MODEL={settings.model_name!r} is not an offline model "
+                f"(known: {', '.join(RECIPES)})"
+            )
+        return OfflineHashingProvider(
+            dimensions=settings.dimensions or OFFLINE_DIMENSIONS, model=settings.model_name
+        )
     if settings.provider in HTTP_PROVIDERS:
         from embed_assets.lib.providers.http import http_provider
 
