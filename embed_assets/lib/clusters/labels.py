@@ -42,7 +42,7 @@ _LANGUAGE_LINE = re.compile(r"^Language: [^\n]*$", re.MULTILINE)
 _MIN_SHARE = 0.05
 MAX_COLLECTION_SHARE = 1 / 3  # of the collection's members that may use a label's term
 # A label term is used at least this many times as often in its cluster as in the collection.
-_MIN_LIFT = 2.0
+_MIN_LIFT = 1.5
 
 
 def cluster_labels(
