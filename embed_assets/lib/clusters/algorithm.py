@@ -6,7 +6,8 @@ k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of clusters for a few thousan
 for the real 24,399-repository file, a few hundred for 100K and more. Seeds are k-means++ on a
 sample; Lloyd iterations assign each vector to its most similar centroid (cosine) and re-normalise
 the sums, in batches of bounded memory; a cluster left with fewer than `MIN_SIZE` members is then
-dissolved into the nearest large ones, so that few rows sit in clusters too small to read.
+dissolved into the nearest large ones, so that few rows sit in clusters too small to read, and one
+of more than twice the mean size is cut in two, so that no catch-all holds a large share.
 
 Incremental (`assign`, `remove`): a new vector joins the cluster whose centroid it is most similar
 to when that cosine reaches `threshold`, otherwise it starts a cluster (so a burst of rows on a new
@@ -39,6 +40,7 @@ from sklearn.cluster import MiniBatchKMeans
 DEFAULT_THRESHOLD = 0.1
 MAX_TOPICS = 500  # k's bound whatever n: more is no longer browsable
 MIN_SIZE = 5  # members a full clustering's cluster needs; smaller ones are dissolved
+_MAX_OF_MEAN = 2.0  # a full clustering's cluster of more than this times the mean size is cut
 _RESTART_VECTORS = 150_000  # see _restarts
 _ITERATIONS = 25  # Lloyd iterations at most (they stop earlier once fewer than 0.1 % move)
 # k-means++ draws seeds from a sample of this many vectors per cluster (FAISS trains its k-means
@@ -295,6 +297,7 @@ def full_cluster(
         if score > best_score:
             best, best_score = (labels, centroids), score
     labels = _dissolve_small(vectors, *best, min_size, batch_size)
+    labels = _split_large(vectors, labels, k, seed, batch_size)
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
@@ -356,6 +359,29 @@ def _seeds(vectors: np.ndarray, start: np.ndarray, k: int, seed: int) -> np.ndar
         seeds.append(sample[candidates[best]])
         closest = distances[best]
     return _normalise(np.array(seeds, np.float32))
+
+
+def _split_large(
+    vectors: np.ndarray, labels: np.ndarray, k: int, seed: int, batch_size: int
+) -> np.ndarray:
+    """Clusters of more than `_MAX_OF_MEAN` times the mean size are cut in two by 2-means among
+    their members, largest first: k-means leaves catch-alls (on the real file, 1,163 rows of short
+    generic JavaScript and HTML descriptions), which no one browses."""
+    labels = labels.copy()
+    limit = _MAX_OF_MEAN * len(vectors) / k
+    no_seeds = np.empty((0, vectors.shape[1]), np.float32)
+    for _ in range(k):  # bounded: each cut adds a cluster
+        sizes = np.bincount(labels)
+        largest = int(sizes.argmax())
+        if sizes[largest] <= limit:
+            break
+        members = np.flatnonzero(labels == largest)
+        part = vectors[members]
+        halves, _, _ = _lloyd(part, _seeds(part, no_seeds, 2, seed), batch_size)
+        if halves.min() == halves.max():  # identical rows: nothing to cut
+            break
+        labels[members[halves == 1]] = len(sizes)
+    return labels
 
 
 def _dissolve_small(

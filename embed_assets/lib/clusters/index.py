@@ -2,11 +2,11 @@
 
 Incremental by default: repositories whose vector is new or changed join the topic cluster whose
 centroid they are most similar to (or start one when none reaches the threshold), vanished ones
-leave, and only the clusters that changed get
-their figures recomputed from their members' current vectors (sum, size, label, representative,
-member similarities, near-duplicates). A full re-cluster runs when asked, the first time, or when
-drift since the last full one passes a bound; it maps old cluster ids onto the new clusters so ids
-stay stable, and members an operator removed stay out either way.
+leave, and only the clusters that changed get their figures recomputed from their members' current
+vectors (sum, size, label, representative, member similarities, near-duplicates). A full
+re-cluster runs when asked, the first time, or when drift since the last full one passes a bound;
+it starts from the current centroids and maps old cluster ids onto the new clusters so ids stay
+stable, and members an operator removed stay out either way.
 """
 
 from __future__ import annotations
