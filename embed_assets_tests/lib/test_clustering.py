@@ -344,3 +344,16 @@ def test_labels_never_use_a_term_of_more_than_a_third_of_the_collection_or_a_lan
         for label in labels.values():
             terms = set(label.split(" · ")) - {""}
             assert not terms & common and not terms & languages, label
+
+
+def test_a_catch_all_is_cut_until_no_cluster_is_more_than_twice_the_mean_size():
+    vectors, truth = blobs(12, 25, member_cos=0.8, d=32, seed=14)
+    labels = np.where(truth < 6, 0, truth - 5)  # six blobs lumped into one cluster of 150
+    cut = clustering._split_large(vectors, labels, 7, seed=0, batch_size=64)
+    sizes = np.bincount(cut)
+    assert sizes.max() <= 2 * len(vectors) / 7 and len(sizes) > 7
+    assert np.array_equal(cut[truth >= 6], labels[truth >= 6])  # the others are left alone
+    # Each cut follows the blobs: no blob is split between two clusters.
+    assert all(len(np.unique(cut[truth == blob])) == 1 for blob in range(6))
+    same = np.repeat(unit(np.ones((1, 8))), 40, axis=0)  # identical rows cannot be cut
+    assert clustering._split_large(same, np.zeros(40, np.int64), 4, 0, 64).max() == 0
