@@ -344,6 +344,7 @@ def test_labels_never_use_a_term_of_more_than_a_third_of_the_collection_or_a_lan
         for label in labels.values():
             terms = set(label.split(" · ")) - {""}
             assert not terms & common and not terms & languages, label
+            assert not set(label.replace(" · ", " ").split()) & languages, label
 
 
 def test_a_catch_all_is_cut_until_no_cluster_is_more_than_twice_the_mean_size():

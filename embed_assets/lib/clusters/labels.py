@@ -88,7 +88,7 @@ def cluster_labels(
     allowed = (
         (counts.data >= minimum[rows])
         & (share[counts.indices] <= MAX_COLLECTION_SHARE)
-        & ~np.isin(terms, list(_languages(texts)))[counts.indices]
+        & _not_a_language(terms, _languages(texts))[counts.indices]
         & (in_cluster >= _MIN_LIFT * share[counts.indices])
     )
     weights = counts.copy()
@@ -98,6 +98,14 @@ def cluster_labels(
         cluster: separator.join(_best_terms(weights, row, terms, top_terms))
         for row, cluster in enumerate(ids)
     }
+
+
+def _not_a_language(terms: np.ndarray, languages: set[str]) -> np.ndarray:
+    """False for a term that is a language or holds one as a word ("python scripts")."""
+    words = {language for language in languages if " " not in language}
+    return np.array(
+        [term not in languages and words.isdisjoint(term.split()) for term in terms], dtype=bool
+    )
 
 
 def _languages(texts: Sequence[str]) -> set[str]:
