@@ -9,8 +9,8 @@ Two data sets of 384-d unit vectors:
                   OfflineHashingProvider(384), as the pipeline embeds them. Few, large clusters
                   (k = 0.03 n): the generator's description templates dominate lexical similarity.
   small-clusters  synthetic: n/3 clusters (geometric sizes) in n/2000 topics, members at cosine 0.6
-                  to their cluster's centre. The hard case: as many clusters per vector as the real
-                  file gives (k = 0.3 n there), and a weak coarse structure for the cells to follow.
+                  to their cluster's centre: small groups of near-duplicates within weak topics.
+                  Agreement is measured against the topics, the grain full_cluster aims at.
 
 For each: full clustering of --rows vectors (seconds, clusters, agreement with the true clusters
 where known, tracemalloc peak of the call, peak RSS of the process); incremental `assign` of 1,000
@@ -21,19 +21,9 @@ rule watches); and full clustering at each --scale size, each in a fresh process
 The machines are shared and their speed varies: the first line times a float32 matrix product, the
 operation that dominates, to read the figures against.
 
-Alternatives measured on the real 24,399-repository file (offline provider, 2 cores) before
-choosing the cell-wise threshold rule of full_cluster (2.4 s, 7,432 clusters, mean member cosine
-to centroid 0.734, 10 % of members below 0.3 average cosine to their cluster's other members):
-  MiniBatchKMeans, k = 7,432 given   202 s; 6,008 singletons but a cluster of 914; cosine 0.637;
-                                     53 % of members below 0.3 (k-means has no threshold)
-  Birch, radius sqrt(2 - 2 cos)      cos 0.5: everything in one cluster; cos 0.6: 2.9 s, one
-                                     cluster of 3,153, 5,152 singletons, 67 % of members below 0.3
-  joining by cosine to the centroid  threshold 0.4: a "Language: JavaScript" cluster of 2,866;
-                                     0.5: 1,165 and 16,000 singletons (average cosine 0.3: 543)
-  one cell (no MiniBatchKMeans)      7,432 clusters too, but N·k·d work: quadratic in N
-  cells of 5,000 without the merge   8,251 clusters, 3,500 singletons; with it 7,358 and 2,700
-  merging into 1 next cell, not 3    cells of 12,500: 100K small-clusters ARI 0.902, not 0.959 (but
-                                     25 s, not 36 s); 200K: 0.798, not 0.903
+Before issue 13 full_cluster was a threshold rule (a vector joins the cluster it is most similar
+to on average, or starts one) run within MiniBatchKMeans cells: 7,432 clusters for the real file,
+half its rows in clusters of fewer than 5. Figures of both are in docs/benchmarks.md.
 """
 
 import argparse
@@ -48,7 +38,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score
+from sklearn.metrics import adjusted_mutual_info_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -81,17 +71,18 @@ def repositories(n: int) -> tuple[np.ndarray, None]:
 
 def small_clusters(n: int, d: int = 384, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n unit vectors in about n/3 clusters (geometric sizes, mean 3) spread over n/2000 topics, and
-    the cluster of each. Cluster centres have cosine 0.5 to their topic's, members 0.6 to their
+    the topic of each. Cluster centres have cosine 0.5 to their topic's, members 0.6 to their
     cluster's: about 0.36 between members of a cluster, 0.09 between clusters of one topic."""
     rng = np.random.default_rng(seed)
     topics = _unit(rng.standard_normal((max(1, n // 2000), d), dtype=np.float32))
     truth = np.repeat(np.arange(n), rng.geometric(1 / 3, size=n))[:n]
     rng.shuffle(truth)
-    centres = _around(topics[rng.integers(len(topics), size=int(truth.max()) + 1)], 0.5, rng)
+    topic_of = rng.integers(len(topics), size=int(truth.max()) + 1)
+    centres = _around(topics[topic_of], 0.5, rng)
     vectors = np.empty((n, d), np.float32)
     for start in range(0, n, 65_536):
         vectors[start : start + 65_536] = _around(centres[truth[start : start + 65_536]], 0.6, rng)
-    return vectors, truth
+    return vectors, topic_of[truth]
 
 
 def _around(centres: np.ndarray, cosine: float, rng: np.random.Generator) -> np.ndarray:
@@ -142,8 +133,8 @@ def agreement(truth: np.ndarray | None, labels: np.ndarray) -> str:
     if truth is None:
         return ""
     return (
-        f"; {len(np.unique(truth)):,} true clusters, adjusted Rand index "
-        f"{adjusted_rand_score(truth, labels):.3f}"
+        f"; {len(np.unique(truth)):,} true topics, adjusted mutual information "
+        f"{adjusted_mutual_info_score(truth, labels):.3f}"
     )
 
 

@@ -16,13 +16,13 @@ def test_switch_fill_activate_and_drop(settings, store, monkeypatch, capsys):
     )
     monkeypatch.setenv("EMBED_ASSETS_DIMENSIONS", "64")
     run_json(capsys, "sync")
-    old = "offline_hash_v1_64"
+    old = "offline_hash_v2_64"
     assert [s["name"] for s in run_json(capsys, "spaces")] == [old]
 
     monkeypatch.setenv("EMBED_ASSETS_DIMENSIONS", "128")  # the new model: a new space
     assert run_json(capsys, "sync")["embedded"] == 2  # a backfill of every month into it
     spaces = {s["name"]: s for s in run_json(capsys, "spaces")}
-    new = "offline_hash_v1_128"
+    new = "offline_hash_v2_128"
     assert (spaces[old]["active"], spaces[new]["active"]) == (True, False)
     assert spaces[new]["embeddings"] == spaces[old]["embeddings"] == 2
     assert spaces[new]["pending"] == 0 and spaces[new]["indexed"]

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from embed_assets.lib.clusters.algorithm import topic_count
 from embed_assets.lib.settings import SettingError
 from embed_assets.lib.store import Space, Store
 
@@ -529,14 +530,17 @@ def no_empty_clusters(scope: Scope) -> Outcome:
 
 
 def cluster_sizes(scope: Scope) -> Outcome:
-    """The largest cluster holds at most max_cluster_share of all members (judged from
-    MIN_MEMBERS_JUDGED members up): a cluster that swallows a large share of everything is a
-    threshold too loose for the model, or a flood of near-identical rows."""
+    """The largest cluster holds at most max_cluster_share of all members, or 3/k of them for k
+    topic clusters when that is more (judged from MIN_MEMBERS_JUDGED members up): a cluster that
+    swallows a large share of everything is a catch-all, or a flood of near-identical rows."""
     space = scope.active_space
     if space is None:
         return _no_space("no clusters", WARN)
     figures = scope.store.cluster_size_figures(space, LARGEST_SHOWN)
-    members, limit = figures["members"], scope.settings.max_cluster_share
+    members = figures["members"]
+    # Topic clusters have a mean share of 1/k (k = topic_count): in a small collection a cluster of
+    # three times that is an ordinary topic, not one that swallows everything.
+    limit = max(scope.settings.max_cluster_share, 3 / topic_count(members)) if members else 1.0
     largest = figures["largest"][0][1] if figures["largest"] else 0
     share = largest / members if members else 0.0
     judged = members >= MIN_MEMBERS_JUDGED

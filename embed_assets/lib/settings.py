@@ -101,7 +101,7 @@ class Settings:
     cache_max_entries: int = 1_000_000
     cache_max_age_days: float = 0.0  # 0: no age bound
     # The cluster index (embed_assets.lib.clusters.index).
-    cluster_threshold: float = 0.3
+    cluster_threshold: float = 0.1  # cosine to a topic centroid (lib.clusters.algorithm)
     near_duplicate_threshold: float = 0.95
     # The GitHub source (embed_assets.lib.sources.github.client): a search query, or whose starred
     # repositories.
@@ -280,8 +280,9 @@ class Settings:
 
     @property
     def model_name(self) -> str:
-        """The model of the provider; the offline provider has its own fixed name."""
-        return self.model or ("offline-hash-v1" if self.provider == "offline" else "")
+        """The model of the provider; the offline provider's default is its newest model (the
+        older one stays reachable by its name, so spaces stored with it stay valid)."""
+        return self.model or ("offline-hash-v2" if self.provider == "offline" else "")
 
 
 def api_key_variable(provider: str, environ: Mapping[str, str] | None = None) -> str | None:

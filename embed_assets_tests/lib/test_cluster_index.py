@@ -5,12 +5,13 @@ import json
 
 from embed_assets.cli import main
 from embed_assets.lib import pipeline
+from embed_assets.lib.clusters.algorithm import DEFAULT_THRESHOLD
 from embed_assets.lib.clusters.index import sync_cluster_index
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.sample import generate_repositories
 from embed_assets_tests.helpers import ALL_TIME, source_row
 
-THRESHOLD = 0.3
+THRESHOLD = DEFAULT_THRESHOLD
 DESCRIPTION = (
     "A fast and friendly static site generator written in Go, with live reload, "
     "themes, shortcodes and Markdown content"
@@ -71,19 +72,25 @@ def test_new_rows_join_incrementally_and_nothing_else_moves(store):
 
 
 def test_vanished_rows_leave_their_clusters_and_empty_clusters_go(store):
-    store.upsert_source(
-        sample_rows(200) + [source_row("lonely/one", "zzzz qqqq xxxx unique words")]
-    )
+    store.upsert_source(sample_rows(200))
     index(store)
+    # Text like no topic's (another script) starts a cluster of its own when it arrives.
+    lonely_row = source_row("lonely/one", "日本語の形態素解析エンジン、辞書と学習", language=None)
+    store.upsert_source([lonely_row])
+    assert not index(store)["full"]
     lonely = assignments(store)["lonely/one"]
+    assert lonely not in {c for name, c in assignments(store).items() if name != "lonely/one"}
+    gone = sample_rows(200)[0][0]
+    sizes = {c["cluster_id"]: c["size"] for c in store.list_clusters(store.active_space(), 999, 0)}
+    cluster_of_gone = assignments(store)[gone]
     store.execute(
-        f'DELETE FROM "{store.schema}".repositories_source WHERE full_name = %s', ("lonely/one",)
+        f'DELETE FROM "{store.schema}".repositories_source WHERE full_name = ANY(%s)',
+        (["lonely/one", gone],),
     )
     result = index(store)
-    assert result["deleted"] == 1 and "lonely/one" not in assignments(store)
-    assert lonely not in {
-        c["cluster_id"] for c in store.list_clusters(store.active_space(), 10_000, 0)
-    }
+    assert result["deleted"] == 2 and not {"lonely/one", gone} & set(assignments(store))
+    after = {c["cluster_id"]: c["size"] for c in store.list_clusters(store.active_space(), 999, 0)}
+    assert lonely not in after and after[cluster_of_gone] == sizes[cluster_of_gone] - 1
 
 
 def test_a_full_re_cluster_keeps_ids_and_operator_edits(store):

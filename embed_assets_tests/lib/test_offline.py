@@ -2,13 +2,15 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from embed_assets.lib.providers import offline
-from embed_assets.lib.providers.offline import OfflineHashingProvider
+from embed_assets.lib.providers import build_provider, offline
+from embed_assets.lib.providers.offline import RECIPES, OfflineHashingProvider
+from embed_assets.lib.settings import SettingError, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,17 +28,80 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b)
 
 
-@pytest.fixture(scope="module")
-def provider() -> OfflineHashingProvider:
-    return OfflineHashingProvider()
+@pytest.fixture(scope="module", params=sorted(RECIPES))
+def provider(request) -> OfflineHashingProvider:
+    return OfflineHashingProvider(model=request.param)
 
 
-def test_identity_matches_settings_convention(provider):
+def test_the_default_is_the_newest_model_and_the_settings_name_it():
+    provider = build_provider(Settings())
     assert (provider.name, provider.model, provider.dimensions) == (
         "offline",
-        "offline-hash-v1",
+        "offline-hash-v2",
         384,
     )
+    assert Settings().model_name == provider.model
+
+
+def test_the_first_model_is_still_built_by_its_name():
+    provider = build_provider(Settings(model="offline-hash-v1", dimensions=64))
+    assert (provider.model, provider.dimensions) == ("offline-hash-v1", 64)
+    with pytest.raises(SettingError, match="offline-hash-v9.*not an offline model"):
+        build_provider(Settings(model="offline-hash-v9"))
+
+
+_P, _MASK = 0x100000001B3, (1 << 64) - 1
+
+
+def _mix(h: int, seed: int) -> int:
+    h ^= seed
+    h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & _MASK
+    return h ^ (h >> 31)
+
+
+def _hash(codes: list[int]) -> int:
+    return sum(c * pow(_P, k, 1 << 64) for k, c in enumerate(codes)) & _MASK
+
+
+def reference_v1(text: str, dimensions: int) -> np.ndarray:
+    """offline-hash-v1 written out plainly, one feature at a time, as it was first shipped: stored
+    spaces of that model must keep matching new queries."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if c.isspace() or c == "\x00" else c for c in text)
+    text = " " + " ".join(text.split(" ")).strip(" ") + " "
+    while "  " in text:
+        text = text.replace("  ", " ")
+    codes = [ord(c) + 32 if "A" <= c <= "Z" else ord(c) for c in text]
+    vector = np.zeros(dimensions)
+
+    def add(h: int, weight: float) -> None:
+        vector[((h & 0xFFFFFFFF) * dimensions) >> 32] += -weight if h >> 63 else weight
+
+    for size, seed in ((3, 0x165667B19E3779F9), (4, 0xD6E8FEB86659FD93)):
+        for start in range(len(codes) - size + 1):
+            add(_mix(_hash(codes[start : start + size]), seed), 0.4)
+    words, current = [], []
+    for c in [*codes, 32]:
+        if chr(c).isalnum():
+            current.append(c)
+        elif current:
+            words.append(_mix(_hash(current), 0x9E3779B97F4A7C15))
+            current = []
+    for word in words:
+        add(word, 1.0)
+    for a, b in zip(words, words[1:], strict=False):
+        add(_mix(((a * 0xFF51AFD7ED558CCD) & _MASK) ^ b, 0xC2B2AE3D27D4EB4F), 1.0)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.mark.parametrize("dimensions", [64, 384])
+def test_the_first_model_gives_the_vectors_it_always_gave(dimensions):
+    texts = TEXTS + ["PyTorch and TensorFlow, the the the", "a\x00b  \t c"]
+    vectors = OfflineHashingProvider(dimensions, model="offline-hash-v1").embed(texts)
+    for text, vector in zip(texts, vectors, strict=True):
+        np.testing.assert_allclose(vector, reference_v1(text, dimensions), atol=1e-6)
 
 
 @pytest.mark.parametrize("dimensions", [64, 100, 384])
@@ -71,7 +136,8 @@ def test_deterministic_across_processes_with_different_hash_seeds(provider):
     script = (
         "import json, sys\n"
         "from embed_assets.lib.providers.offline import OfflineHashingProvider\n"
-        "sys.stdout.buffer.write(OfflineHashingProvider().embed(json.load(sys.stdin)).tobytes())\n"
+        f"provider = OfflineHashingProvider(model={provider.model!r})\n"
+        "sys.stdout.buffer.write(provider.embed(json.load(sys.stdin)).tobytes())\n"
     )
     expected = provider.embed(TEXTS).tobytes()
     for seed in ("1", "4242"):
@@ -145,9 +211,10 @@ def test_unicode_emoji_and_cjk(provider):
     assert cosine(japanese_a, japanese_b) > cosine(japanese_a, english) + 0.1
 
 
+@pytest.mark.parametrize("model", sorted(RECIPES))
 @pytest.mark.parametrize("dimensions", [100, 384])
-def test_a_vector_does_not_depend_on_the_rest_of_the_batch(dimensions):
-    provider = OfflineHashingProvider(dimensions=dimensions)
+def test_a_vector_does_not_depend_on_the_rest_of_the_batch(dimensions, model):
+    provider = OfflineHashingProvider(dimensions=dimensions, model=model)
     batch = provider.embed(TEXTS)
     for i, text in enumerate(TEXTS):
         assert np.array_equal(provider.embed([text])[0], batch[i]), text
@@ -186,3 +253,44 @@ def test_large_batch_equals_small_batches(provider, monkeypatch):
         offline, "_SLICE_CHARS", 1000
     )  # slices bounded by code points, not by texts
     assert np.array_equal(provider.embed(texts), in_small_batches)
+
+
+def test_common_words_weigh_less_in_the_newer_model():
+    texts = [
+        "vector database",
+        "the vector database that is for all of us and you",
+        "the game engine that is for all of us and you",
+    ]
+    old = OfflineHashingProvider(model="offline-hash-v1").embed(texts)
+    new = OfflineHashingProvider(model="offline-hash-v2").embed(texts)
+    # Stop words added to a text move it little; two unrelated texts padded alike stay unalike.
+    assert cosine(new[0], new[1]) > 0.8 > cosine(old[0], old[1])
+    assert cosine(new[1], new[2]) < 0.35 < cosine(old[1], old[2])
+
+
+def test_a_rare_shared_word_outweighs_a_common_one_in_the_newer_model():
+    texts = [
+        "terminal emulator",
+        "a fast emulator of old consoles",
+        "terminal tools for people who like a good day",
+    ]
+    query, rare, common = OfflineHashingProvider().embed(texts)
+    assert cosine(query, rare) > cosine(query, common) + 0.05
+
+
+def test_camel_case_parts_count_as_words_in_the_newer_model():
+    provider = OfflineHashingProvider()
+    camel, plain = provider.embed(["PyTorch", "torch"])
+    lower, _ = provider.embed(["pytorch", "torch"])
+    assert cosine(camel, plain) > cosine(lower, plain) + 0.05  # the capital is what splits
+    old = OfflineHashingProvider(model="offline-hash-v1")
+    assert np.array_equal(*old.embed(["PyTorch", "pytorch"]))  # the first model never split
+
+
+def test_the_shipped_word_table_is_read_whole():
+    hashes, weights = offline._frequency_table()
+    assert len(hashes) > 40_000 and np.all(np.diff(hashes.astype(np.float64)) >= 0)
+    assert weights.min() == 0 and weights.max() <= 1
+    parsed = offline._parse(["the zzqxv"])
+    words = offline._mix(parsed.hashes(parsed.word_starts, parsed.word_ends), offline._SEED_WORD)
+    assert offline._word_weights(words).tolist() == [0, 1]  # a stop word; a word not in the table

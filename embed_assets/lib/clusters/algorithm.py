@@ -1,30 +1,26 @@
-"""Threshold clustering of unit vectors: incremental assignment, full re-clustering, stable ids.
+"""Topic clusters of unit vectors: a full clustering at a grain people can browse, incremental
+assignment between full ones, and ids that stay stable across them.
 
-The rule, everywhere in this module: a vector joins the cluster whose members it is most similar to
-*on average* when that average cosine is at least `threshold`, and otherwise starts a new cluster.
-The average cosine of v to a cluster's members is v·sum/size, so it comes exactly from the running
-sums, and equals cos(v, centroid) × cohesion, where cohesion = |sum|/size is the norm of the
-members' mean (the square root of their mean pairwise cosine).
+Full (`full_cluster`): spherical k-means with k chosen from the number of vectors,
+k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of clusters for a few thousand rows, about 110
+for the real 24,399-repository file, a few hundred for 100K and more. Seeds are k-means++ on a
+sample; Lloyd iterations assign each vector to its most similar centroid (cosine) and re-normalise
+the sums, in batches of bounded memory; a cluster left with fewer than `MIN_SIZE` members is then
+dissolved into the nearest large ones, so that few rows sit in clusters too small to read, and one
+of more than twice the mean size is cut in two, so that no catch-all holds a large share.
 
-Why the average and not the plain cosine to the centroid: a centroid's cosine to its own members
-grows with the cluster (for members of mean pairwise cosine ρ it tends to √ρ), so a loose cluster
-turns into an attractor. On the real 24,399-repository file with the offline provider, joining by
-centroid cosine put 2,866 repositories into one "Language: JavaScript" cluster at threshold 0.4 (and
-at 0.5 still 1,165, with 16,000 singletons); joining by average cosine at 0.3 gives a largest
-cluster of 543 and 2,355 singletons.
+Incremental (`assign`, `remove`): a new vector joins the cluster whose centroid it is most similar
+to when that cosine reaches `threshold`, otherwise it starts a cluster (so a burst of rows on a new
+subject, or in another script, is kept apart rather than spread over the topics); similar
+newcomers of one block found one cluster together. Sums and sizes update exactly (sums are
+float64, so that many additions and removals leave no rounding residue), centroids are
+re-normalised sums. Incremental assignment never revisits a decision and never changes k: the drift
+rule (`needs_full_recluster`) calls for a full clustering when the collection or the cluster count
+grew past a bound, or members fit their clusters less well.
 
-Incremental (`assign`, `remove`): sums and sizes update exactly (sums are float64, so that many
-additions and removals leave no rounding residue), centroids are re-normalised sums.
-
-Full (`full_cluster`), with bounded memory: a flat method that yields clusters of a given tightness
-has k growing with N (k ≈ 0.3 N on the real file), so scoring every vector against every cluster
-costs N·k·d, quadratic in N. Instead, scikit-learn's MiniBatchKMeans (fitted on a sample) cuts the
-space into cells of about `cell_size` vectors, the rule of `assign` clusters each cell, and then
-each cluster may merge into one of the nearest other cells' by the same rule (average linkage),
-which mends clusters that a cell border cut in two. Time is then about N·(cell_size·k/N)·d: linear
-in N. The cost: with many cells and a weak coarse structure, some clusters stay cut (see
-`_PROBES`); a larger `cell_size` cuts fewer, for proportionally more time. The choices, measured,
-are in benchmarks/clustering.py.
+Threshold clustering (a vector joins the cluster it is most similar to on average, or starts one,
+as before this grain) made 7,432 clusters of the real file, 52 % of its rows in clusters of fewer
+than 5: a near-duplicate grain, not topics. Measurements are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -37,18 +33,22 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import MiniBatchKMeans
 
-# Average cosine a vector needs to join a cluster. Tuned on the real file with the offline provider
-# (lexical): related short texts score 0.3-0.6 there, unrelated ones ~0.1, and at 0.3 clusters read
-# as one subject (see the module docstring). A semantic model wants its own measurement.
-DEFAULT_THRESHOLD = 0.3
+# The cosine to its nearest centroid that a new vector needs to join that cluster. Members of the
+# real file's topic clusters are at 0.2-0.45 from their centroid with the offline provider (1st
+# and 50th percentiles) and higher with a semantic model: 0.1 keeps apart only what resembles no
+# topic at all.
+DEFAULT_THRESHOLD = 0.1
+MAX_TOPICS = 500  # k's bound whatever n: more is no longer browsable
+MIN_SIZE = 5  # members a full clustering's cluster needs; smaller ones are dissolved
+_MAX_OF_MEAN = 2.0  # a full clustering's cluster of more than this times the mean size is cut
+_RESTART_VECTORS = 150_000  # see _restarts
+_ITERATIONS = 25  # Lloyd iterations at most (they stop earlier once fewer than 0.1 % move)
+# k-means++ draws seeds from a sample of this many vectors per cluster (FAISS trains its k-means
+# on 39-256 per centroid); the Lloyd iterations over all vectors then place them.
+_SEED_SAMPLE = 64
 # Scores of a block of vectors against all clusters are computed at once; this bounds that matrix
 # (64 MiB of float32) whatever the number of clusters.
 _SCORE_ENTRIES = 1 << 24
-# A cluster may merge into one of the cells nearest its centroid after its own: the first one is
-# the other side of its border for most, but with many cells and a weak coarse structure (topics),
-# not for all. On 100K vectors in 8 cells (benchmarks/clustering.py, small-clusters) 3 cells instead
-# of 1 raised the adjusted Rand index from 0.90 to 0.96 for 46 % more time.
-_PROBES = 3
 _MAX_BLOCK = (
     1024  # founders of one block are clustered among themselves with a block × block matrix
 )
@@ -136,18 +136,14 @@ class _Working:
         self.sums = np.zeros((capacity, d), np.float64)
         self.centroids = np.zeros((capacity, d), np.float32)
         self.sizes = np.zeros(capacity, np.int64)
-        self.cohesion = np.zeros(capacity, np.float32)  # |sum| / size: the score's scale
         self.sums[:k], self.centroids[:k], self.sizes[:k] = state.sums, state.centroids, state.sizes
-        self.cohesion[:k] = np.sqrt(np.einsum("ij,ij->i", state.sums, state.sums)) / np.maximum(
-            state.sizes, 1
-        )
 
     def best(self, block: np.ndarray, threshold: float) -> np.ndarray:
-        """Row of the cluster each vector joins, -1 where none reaches the threshold."""
+        """Row of the cluster each vector joins (the most similar centroid), -1 where it is less
+        similar than the threshold."""
         rows = np.full(len(block), -1, np.int64)
         if self.count:
             scores = block @ self.centroids[: self.count].T
-            scores *= self.cohesion[: self.count]  # average cosine to each cluster's members
             best = scores.argmax(axis=1)
             joins = scores[np.arange(len(block)), best] >= threshold
             rows[joins] = best[joins]
@@ -184,11 +180,10 @@ class _Working:
         sums = self.sums[rows]
         norms = np.linalg.norm(sums, axis=1)
         self.centroids[rows] = sums / np.where(norms > 0, norms, 1)[:, None]
-        self.cohesion[rows] = norms / np.maximum(self.sizes[rows], 1)
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * len(self.sizes))
-        for name in ("sums", "centroids", "sizes", "cohesion"):
+        for name in ("sums", "centroids", "sizes"):
             old = getattr(self, name)
             new = np.zeros((capacity, *old.shape[1:]), old.dtype)
             new[: len(old)] = old
@@ -200,10 +195,11 @@ def assign(
 ) -> tuple[np.ndarray, ClusterState]:
     """Incremental clustering: the cluster id each unit vector joins, and the new state.
 
-    Vectors are taken in blocks. Each vector of a block joins its best existing cluster when that
-    reaches the threshold; the others are clustered among themselves by the same rule, in input
-    order, so similar new vectors end in one new cluster. Later blocks see the clusters of earlier
-    ones. Deterministic; `state` is left unchanged."""
+    Vectors are taken in blocks. Each vector of a block joins the cluster of its most similar
+    centroid when that cosine reaches the threshold; the others are clustered among themselves in
+    input order (joining the new cluster they are most similar to on average, at the same
+    threshold), so similar new vectors end in one new cluster. Later blocks see the clusters of
+    earlier ones. Deterministic; `state` is left unchanged."""
     vectors = _check(vectors, state.dimensions)
     work = _Working(state)
     rows = np.empty(len(vectors), np.int64)
@@ -265,44 +261,142 @@ def _leader(vectors: np.ndarray, threshold: float) -> np.ndarray:
     return labels
 
 
+def topic_count(n: int) -> int:
+    """The number of clusters a full clustering of n vectors makes (before dissolving small ones):
+    sqrt(n / 2), so that clusters grow with the collection but stay fewer than a person can scan."""
+    return int(min(MAX_TOPICS, max(2, round(math.sqrt(n / 2))), n))
+
+
 def full_cluster(
     vectors: np.ndarray,
-    threshold: float = DEFAULT_THRESHOLD,
     *,
+    initial: np.ndarray | None = None,
     seed: int = 0,
-    cell_size: int = 50_000,
+    min_size: int = MIN_SIZE,
     batch_size: int = 65_536,
 ) -> np.ndarray:
-    """Cluster all vectors from scratch: a label 0..k-1 per vector, labels in order of creation.
+    """Cluster all unit vectors anew: a label 0..k-1 per vector (see the module docstring).
 
-    Memory: the input, a few ints per vector and per cluster, one cell's vectors and clusters at a
-    time, and score blocks of bounded size; `batch_size` bounds what is computed over all vectors at
-    once. Deterministic for a given seed and input order."""
+    `initial`: centroids to start from, most wanted first (a re-clustering passes the current
+    clusters' centroids, largest first): the first k of them are the first seeds, so that a
+    re-clustering of data that barely changed finds the clusters it had (k-means from fresh seeds
+    lands elsewhere, and the ids `match_ids` keeps would be lost). Memory: the input, a label per
+    vector, k centroids and score blocks of at most `batch_size` vectors. Deterministic for a
+    given seed, input and `initial`."""
     vectors = _check(vectors)
-    labels = np.empty(len(vectors), np.int64)
     if len(vectors) == 0:
-        return labels
-    centres = _cell_centres(vectors, cell_size, seed)
-    cells = _members_by_cell(_nearest(vectors, centres, batch_size), len(centres))
-    first_label = np.zeros(
-        len(cells) + 1, np.int64
-    )  # cell c made labels first_label[c] .. [c + 1] - 1
-    next_cell = []  # of each label: the _PROBES cells nearest to its centroid after its own
-    for c, members in enumerate(cells):  # the rule of `assign`, within each cell
-        state = ClusterState.empty(vectors.shape[1])
-        if len(members):
-            cell_labels, state = assign(state, vectors[members], threshold)
-            labels[members] = cell_labels + first_label[c]
-        first_label[c + 1] = first_label[c] + len(state)
-        scores = state.centroids @ centres.T  # k_c × cells: small
-        scores[:, c] = -np.inf  # never its own cell
-        next_cell.append(
-            np.argsort(-scores, axis=1, kind="stable")[:, : min(_PROBES, len(centres) - 1)]
-        )
-    if len(cells) > 1:
-        next_cell = np.concatenate(next_cell)
-        _merge_across_cells(vectors, labels, cells, first_label, next_cell, threshold, batch_size)
+        return np.empty(0, np.int64)
+    k = topic_count(len(vectors))
+    if initial is not None and len(initial):  # one start, from the clusters as they are: ids stay
+        starts = [_check(initial[:k], vectors.shape[1])]
+    else:
+        starts = [np.empty((0, vectors.shape[1]), np.float32)] * _restarts(len(vectors))
+    best, best_score = None, -np.inf
+    for i, start in enumerate(starts):
+        labels, centroids, score = _lloyd(vectors, _seeds(vectors, start, k, seed + i), batch_size)
+        if score > best_score:
+            best, best_score = (labels, centroids), score
+    labels = _dissolve_small(vectors, *best, min_size, batch_size)
+    labels = _split_large(vectors, labels, k, seed, batch_size)
     return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
+def _restarts(n: int) -> int:
+    """Seedings to try (the best is kept): k-means lands in a different local optimum per seeding,
+    and on the weak-label evaluation the seeding with the highest objective had the best AMI.
+    Three while that costs at most ~150K vectors' worth of iterations, one beyond."""
+    return max(1, min(3, _RESTART_VECTORS // n))
+
+
+def _lloyd(
+    vectors: np.ndarray, centroids: np.ndarray, batch_size: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Spherical k-means from these centroids: labels, centroids and the objective (the sum of
+    members' cosines to their centroids, which is the sum of the norms of the clusters' sums)."""
+    k = len(centroids)
+    labels = _nearest(vectors, centroids, batch_size)
+    for _ in range(_ITERATIONS):
+        # float32 sums: the exact float64 ones (`_label_sums`) are for states, not for iterating.
+        sums = (
+            sparse.csr_matrix(
+                (np.ones(len(labels), np.float32), (labels, np.arange(len(labels)))),
+                shape=(k, len(labels)),
+            )
+            @ vectors
+        )
+        used = np.bincount(labels, minlength=k) > 0
+        centroids[used] = _normalise(sums[used])  # an emptied cluster keeps its last centroid
+        moved, labels = labels, _nearest(vectors, centroids, batch_size)
+        if (moved != labels).mean() < 1e-3:
+            break
+    sums = _label_sums(labels, vectors, k, batch_size=batch_size)
+    return labels, centroids, float(np.linalg.norm(sums, axis=1).sum())
+
+
+def _seeds(vectors: np.ndarray, start: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """`start` and more unit centroids up to k, by greedy k-means++ (the best of 2 + ln k
+    candidates per step, as scikit-learn draws them) over a sample: spread over the data,
+    deterministic. Distances of unit vectors come from dot products (|a - b|² = 2 - 2 a·b), in
+    float32: scikit-learn's own `kmeans_plusplus` upcasts to float64 in small chunks and took 17 s
+    for 110 seeds of 24K."""
+    rng = np.random.default_rng(seed)
+    sample = vectors
+    if len(vectors) > _SEED_SAMPLE * k:
+        sample = vectors[np.sort(rng.choice(len(vectors), _SEED_SAMPLE * k, replace=False))]
+    seeds = [*start] if len(start) else [sample[int(rng.integers(len(sample)))]]
+    closest = np.maximum(2 - 2 * (sample @ np.array(seeds).T).max(axis=1), 0)
+    trials = 2 + int(math.log(k))
+    while len(seeds) < k:
+        weights = np.cumsum(closest, dtype=np.float64)
+        if weights[-1] <= 0:  # fewer distinct vectors than k: any further seed is a repeat
+            seeds.append(sample[int(rng.integers(len(sample)))])
+            continue
+        candidates = np.searchsorted(weights, rng.random(trials) * weights[-1]).clip(
+            max=len(sample) - 1
+        )
+        distances = np.minimum(np.maximum(2 - 2 * (sample[candidates] @ sample.T), 0), closest)
+        best = int(distances.sum(axis=1).argmin())
+        seeds.append(sample[candidates[best]])
+        closest = distances[best]
+    return _normalise(np.array(seeds, np.float32))
+
+
+def _split_large(
+    vectors: np.ndarray, labels: np.ndarray, k: int, seed: int, batch_size: int
+) -> np.ndarray:
+    """Clusters of more than `_MAX_OF_MEAN` times the mean size are cut in two by 2-means among
+    their members, largest first: k-means leaves catch-alls (on the real file, 1,163 rows of short
+    generic JavaScript and HTML descriptions), which no one browses."""
+    labels = labels.copy()
+    limit = _MAX_OF_MEAN * len(vectors) / k
+    no_seeds = np.empty((0, vectors.shape[1]), np.float32)
+    for _ in range(k):  # bounded: each cut adds a cluster
+        sizes = np.bincount(labels)
+        largest = int(sizes.argmax())
+        if sizes[largest] <= limit:
+            break
+        members = np.flatnonzero(labels == largest)
+        part = vectors[members]
+        halves, _, _ = _lloyd(part, _seeds(part, no_seeds, 2, seed), batch_size)
+        if halves.min() == halves.max():  # identical rows: nothing to cut
+            break
+        labels[members[halves == 1]] = len(sizes)
+    return labels
+
+
+def _dissolve_small(
+    vectors: np.ndarray, labels: np.ndarray, centroids: np.ndarray, min_size: int, batch_size: int
+) -> np.ndarray:
+    """Members of clusters smaller than `min_size` move to their most similar large cluster (all
+    stay as they are when no cluster is that large)."""
+    sizes = np.bincount(labels, minlength=len(centroids))
+    large = np.flatnonzero(sizes >= min_size)
+    small = np.flatnonzero(np.isin(labels, np.flatnonzero(sizes < min_size)))
+    if not len(large) or not len(small):
+        return labels
+    labels = labels.copy()
+    labels[small] = large[_nearest(vectors[small], centroids[large], batch_size)]
+    return labels
 
 
 def _cell_centres(vectors: np.ndarray, cell_size: int, seed: int) -> np.ndarray:
@@ -334,47 +428,6 @@ def _nearest(vectors: np.ndarray, centres: np.ndarray, batch_size: int) -> np.nd
 def _members_by_cell(cell: np.ndarray, cells: int) -> list[np.ndarray]:
     order = np.argsort(cell, kind="stable")  # within a cell, members keep their input order
     return np.split(order, np.cumsum(np.bincount(cell, minlength=cells))[:-1])
-
-
-def _merge_across_cells(
-    vectors: np.ndarray,
-    labels: np.ndarray,
-    cells: list[np.ndarray],
-    first_label: np.ndarray,
-    next_cell: np.ndarray,
-    threshold: float,
-    batch_size: int,
-) -> None:
-    """Cells cut some clusters in two at their borders: each cluster may merge into the cluster of
-    a next-nearest cell that its members are most similar to on average, when that average
-    (sum_a · sum_b / (size_a size_b), average linkage) reaches the threshold, the same rule by
-    which a vector joins a cluster. Cells are visited in order, each with its clusters as they are
-    then: of two halves on either side of a border, the first to be visited merges into the other,
-    and a cluster that merged is no longer a candidate in the cells visited later."""
-    for cell, members in enumerate(cells):
-        residents = members[labels[members] >= first_label[cell]]  # not those that merged away
-        candidates = np.flatnonzero((next_cell == cell).any(axis=1))
-        if not len(residents) or not len(candidates):
-            continue
-        targets, resident_rows = np.unique(labels[residents], return_inverse=True)
-        work = _Working(ClusterState.empty(vectors.shape[1]))
-        work.add(vectors[residents], resident_rows.astype(np.int64))
-        moving = np.flatnonzero(
-            np.isin(labels, candidates)
-        )  # the members of candidates still there
-        moving = moving[np.argsort(labels[moving], kind="stable")]  # grouped by cluster
-        sources, sizes = np.unique(labels[moving], return_counts=True)
-        ends = np.cumsum(sizes)
-        step = _block_size(work.count)
-        for start in range(0, len(sources), step):  # bounds the candidates' sums and scores
-            chunk = slice(start, start + step)
-            chunk_members = moving[ends[start] - sizes[start] : ends[chunk][-1]]
-            local = np.repeat(np.arange(len(sizes[chunk])), sizes[chunk])
-            sums = _label_sums(local, vectors, len(sizes[chunk]), chunk_members, batch_size)
-            # A cluster's mean scores like a vector: mean_a · mean_b is the average cosine between
-            # members.
-            rows = work.best((sums / sizes[chunk, None]).astype(np.float32), threshold)
-            labels[chunk_members] = np.where(rows >= 0, targets[rows], sources[chunk])[local]
 
 
 def match_ids(old_ids: np.ndarray, new_labels: np.ndarray, next_id: int) -> tuple[np.ndarray, int]:
@@ -450,16 +503,22 @@ def needs_full_recluster(
     drifted: Mapping[str, float],
     *,
     max_cluster_growth: float = 0.25,
+    max_member_growth: float = 0.5,
     max_similarity_drop: float = 0.02,
 ) -> tuple[bool, str]:
     """Whether `drift` calls for a full re-clustering, and why.
 
-    Incremental assignment never revisits a decision: clusters founded by new vectors never merge,
-    and members that joined early may no longer fit a cluster that moved. So: re-cluster when the
-    number of clusters grew by more than a quarter (growing an index by two thirds with `assign`
-    added 24-47 % clusters in benchmarks/clustering.py), or when members' mean cosine to the other
-    members of their cluster fell by more than 0.02 (growth alone moved it by at most 0.012
-    there)."""
+    Incremental assignment never revisits a decision and never changes k, which a full clustering
+    chooses from the collection's size: so re-cluster when the number of members grew (or shrank)
+    by more than half (k would move by a fifth or more), when the clusters newcomers founded grew
+    their count by more than a quarter, or when members' mean cosine to the other members of their
+    cluster fell by more than 0.02 (newcomers that fit their topics less well than its members
+    did)."""
+    if abs(drifted.get("member_growth", 0.0)) > max_member_growth:
+        return True, (
+            f"member count changed by {drifted['member_growth']:+.0%} (limit "
+            f"{max_member_growth:.0%})"
+        )
     if drifted["cluster_growth"] > max_cluster_growth:
         return (
             True,

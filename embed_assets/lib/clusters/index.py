@@ -1,11 +1,12 @@
 """What the `cluster_index` asset does to the active embedding space.
 
-Incremental by default: repositories whose vector is new or changed join the cluster they are most
-similar to on average (or start one), vanished ones leave, and only the clusters that changed get
-their figures recomputed from their members' current vectors (sum, size, label, representative,
-member similarities, near-duplicates). A full re-cluster runs when asked, the first time, or when
-drift since the last full one passes a bound; it maps old cluster ids onto the new clusters so ids
-stay stable, and members an operator removed stay out either way.
+Incremental by default: repositories whose vector is new or changed join the topic cluster whose
+centroid they are most similar to (or start one when none reaches the threshold), vanished ones
+leave, and only the clusters that changed get their figures recomputed from their members' current
+vectors (sum, size, label, representative, member similarities, near-duplicates). A full
+re-cluster runs when asked, the first time, or when drift since the last full one passes a bound;
+it starts from the current centroids and maps old cluster ids onto the new clusters so ids stay
+stable, and members an operator removed stay out either way.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def sync_cluster_index(
     reason = "asked for" if full else "first clustering" if meta["full_at"] is None else ""
     with store.transaction():
         if reason:
-            affected, next_id = _full(store, space, threshold, before, meta)
+            affected, next_id = _full(store, space, before, meta)
         else:
             affected, next_id = _incremental(store, space, threshold, changed, gone, before, meta)
         figures = refresh_clusters(store, space, affected, near_duplicate=near_duplicate)
@@ -81,11 +82,11 @@ def sync_cluster_index(
     }
 
 
-def _full(
-    store: Store, space: Space, threshold: float, before: dict[str, int], meta: dict
-) -> tuple[set[int], int]:
+def _full(store: Store, space: Space, before: dict[str, int], meta: dict) -> tuple[set[int], int]:
     names, hashes, vectors = store.cluster_vectors(space)
-    labels = clustering.full_cluster(vectors, threshold)
+    current = _state(store, space, meta["next_id"] or 1)  # re-clustering starts from it
+    initial = current.centroids[np.argsort(-current.sizes, kind="stable")]
+    labels = clustering.full_cluster(vectors, initial=initial)
     old_ids = np.array([before.get(name, -1) for name in names], dtype=np.int64)
     ids_of_labels, next_id = clustering.match_ids(old_ids, labels, meta["next_id"] or 1)
     assigned = ids_of_labels[labels] if len(labels) else labels
@@ -156,7 +157,9 @@ def refresh_clusters(
     background = store.cluster_label_background(
         space, exclude=wanted, clusters=BACKGROUND_CLUSTERS, per_cluster=LABEL_TEXTS
     )
-    label_of = cluster_labels(dict(nearest) | background)
+    sizes_of = {c["cluster_id"]: c["size"] for c in store.list_clusters(space, 1 << 20, 0)}
+    sizes_of |= {cluster: int(sizes[i]) for i, cluster in enumerate(present)}
+    label_of = cluster_labels(dict(nearest) | background, sizes=sizes_of)
     clusters = [
         {
             "cluster_id": cluster,

@@ -1,11 +1,16 @@
 """Short human labels for clusters from their members' most distinguishing terms.
 
-Class-based TF-IDF (c-TF-IDF, as BERTopic computes it): all members of a cluster form one class; a
-term's weight in a class is its frequency there (normalised by the class's total) times
-log(1 + A / f), where A is the mean number of terms per class and f the term's frequency across all
-classes. A term that many clusters use ("app", "library") weighs little; one that this cluster uses
-and few others do weighs most. Each member counts a term once, so one long README cannot outvote
-its cluster.
+A term's weight in a cluster is p · log(p / q), where p is the share of the cluster's members that
+use it and q the share of the whole collection (its term of the KL divergence between the cluster
+and the collection): a term every cluster uses ("app", "library") has p ≈ q and weighs nothing,
+one that most of this cluster uses and few others do weighs most. Each member counts a term once,
+so one long README cannot outvote its cluster. (Class-based TF-IDF, used before, weighs by
+frequency × log(1 + A / f): with topic clusters of hundreds it let "library", "simple" or
+"python" label many clusters.)
+
+And never: a term used by more than a third of the collection, a language the texts' "Language:"
+lines name (the language is a filter of its own, not what a cluster is about), or anything from
+that line.
 """
 
 from __future__ import annotations
@@ -30,14 +35,22 @@ _TOKEN = re.compile(r"[^\W_]{2,}")
 # Bigrams never span these: lines, list items ("Topics: a, b"), clauses, sentences.
 _SEGMENT = re.compile(r"[\n,;:|!?()\[\]]|\.\s")
 _FULL_NAME_LINE = re.compile(r"\A[^/\s]+/([^/\s]+)(?:\n|\Z)")
+_LANGUAGE_LINE = re.compile(r"^Language: [^\n]*$", re.MULTILINE)
 # A term must be used by this share of a cluster's members (and by two of them, in a cluster of two
 # or more): otherwise a cluster of repositories with no description is labelled by three of its
 # names, each used once and so, by c-TF-IDF, "rare".
 _MIN_SHARE = 0.05
+MAX_COLLECTION_SHARE = 1 / 3  # of the collection's members that may use a label's term
+# A label term is used at least this many times as often in its cluster as in the collection.
+_MIN_LIFT = 1.5
 
 
 def cluster_labels(
-    texts_by_cluster: Mapping[int, Sequence[str]], *, top_terms: int = 3, separator: str = " · "
+    texts_by_cluster: Mapping[int, Sequence[str]],
+    *,
+    sizes: Mapping[int, int] | None = None,
+    top_terms: int = 3,
+    separator: str = " · ",
 ) -> dict[int, str]:
     """A label per cluster id: its `top_terms` most distinguishing terms, best first.
 
@@ -47,13 +60,14 @@ def cluster_labels(
     keeps
     only the name, whose words often say what the repository is, while owners would label clusters
     by who wrote them. Pass every cluster (a sample of each large one's texts suffices, e.g. those
-    nearest its centroid): the weights compare each cluster with all the others given. A cluster
-    whose texts have no usable term gets "".
+    nearest its centroid, with `sizes` the clusters' real sizes so that each sample stands for its
+    cluster when the collection's share of a term is estimated): the weights compare each cluster
+    with all the others given. A cluster whose texts have no usable term gets "".
     """
     ids = list(texts_by_cluster)
     texts = [text for cluster in ids for text in texts_by_cluster[cluster]]
     owners = np.repeat(np.arange(len(ids)), [len(texts_by_cluster[cluster]) for cluster in ids])
-    vectorizer = CountVectorizer(analyzer=_terms, binary=True)
+    vectorizer = CountVectorizer(analyzer=label_terms, binary=True)
     try:
         uses = vectorizer.fit_transform(texts)  # member x term: 1 where the member uses the term
     except ValueError:  # no text has a single term
@@ -62,28 +76,52 @@ def cluster_labels(
         (np.ones(len(texts)), (owners, np.arange(len(texts)))), shape=(len(ids), len(texts))
     )
     counts = (one_hot @ uses).tocsr().astype(np.float64)  # cluster x term: members using it
-    frequency = np.asarray(counts.sum(axis=0)).ravel()
-    idf = np.log1p(counts.sum() / len(ids) / frequency)
-    totals = np.asarray(counts.sum(axis=1)).ravel()
+    sampled = np.bincount(owners, minlength=len(ids))
+    stands_for = np.array(
+        [(sizes or {}).get(cluster, n) / max(n, 1) for cluster, n in zip(ids, sampled, strict=True)]
+    )  # members of the collection each sampled text stands for
+    share = (stands_for @ counts) / (stands_for @ sampled)  # of the collection using each term
     rows = np.repeat(np.arange(len(ids)), np.diff(counts.indptr))
-    sizes = np.bincount(owners, minlength=len(ids))
-    minimum = np.where(sizes > 1, np.maximum(2, np.ceil(_MIN_SHARE * sizes)), 1)
-    weights = counts.copy()
-    weights.data = np.where(
-        counts.data >= minimum[rows], counts.data / totals[rows] * idf[counts.indices], 0
-    )
+    in_cluster = counts.data / sampled[rows]  # share of the cluster's members using the term
+    minimum = np.where(sampled > 1, np.maximum(2, np.ceil(_MIN_SHARE * sampled)), 1)
     terms = vectorizer.get_feature_names_out()
+    allowed = (
+        (counts.data >= minimum[rows])
+        & (share[counts.indices] <= MAX_COLLECTION_SHARE)
+        & _not_a_language(terms, _languages(texts))[counts.indices]
+        & (in_cluster >= _MIN_LIFT * share[counts.indices])
+    )
+    weights = counts.copy()
+    lift = np.log(np.maximum(in_cluster / share[counts.indices], 1))
+    weights.data = np.where(allowed, in_cluster * lift, 0)
     return {
         cluster: separator.join(_best_terms(weights, row, terms, top_terms))
         for row, cluster in enumerate(ids)
     }
 
 
-def _terms(text: str) -> list[str]:
-    """Lower-case unigrams and bigrams of the text's segments, stop words left out; a bigram of a
-    word with itself ("JavaScript\\nLanguage: JavaScript") is not one."""
+def _not_a_language(terms: np.ndarray, languages: set[str]) -> np.ndarray:
+    """False for a term that is a language or holds one as a word ("python scripts")."""
+    words = {language for language in languages if " " not in language}
+    return np.array(
+        [term not in languages and words.isdisjoint(term.split()) for term in terms], dtype=bool
+    )
+
+
+def _languages(texts: Sequence[str]) -> set[str]:
+    """The languages the texts' "Language:" lines name, lower-cased."""
+    return {
+        match.group(0)[len("Language: ") :].strip().lower()
+        for text in texts
+        for match in _LANGUAGE_LINE.finditer(text)
+    }
+
+
+def label_terms(text: str) -> list[str]:
+    """The terms a text offers a label: lower-case unigrams and bigrams of its segments, stop words,
+    the owner and the "Language:" line left out; a bigram of a word with itself is not one."""
     terms: list[str] = []
-    for segment in _SEGMENT.split(_without_owner(text).lower()):
+    for segment in _SEGMENT.split(_LANGUAGE_LINE.sub("", _without_owner(text)).lower()):
         words = [
             word
             for word in _TOKEN.findall(segment)

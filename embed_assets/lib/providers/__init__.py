@@ -47,9 +47,16 @@ def build_provider(settings: Settings, budgets: BudgetDatabase | None = None) ->
     `budgets`, a connection to the shared budget): close them (they are context managers), or use
     `opened_provider`."""
     if settings.provider == "offline":
-        from embed_assets.lib.providers.offline import OfflineHashingProvider
+        from embed_assets.lib.providers.offline import RECIPES, OfflineHashingProvider
 
-        return OfflineHashingProvider(dimensions=settings.dimensions or OFFLINE_DIMENSIONS)
+        if settings.model_name not in RECIPES:
+            raise SettingError(
+                f"EMBED_ASSETS_MODEL={settings.model_name!r} is not an offline model "
+                f"(known: {', '.join(RECIPES)})"
+            )
+        return OfflineHashingProvider(
+            dimensions=settings.dimensions or OFFLINE_DIMENSIONS, model=settings.model_name
+        )
     if settings.provider in HTTP_PROVIDERS:
         from embed_assets.lib.providers.http import http_provider
 
