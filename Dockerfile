@@ -17,10 +17,10 @@ ENV UV_PROJECT_ENVIRONMENT=/opt/venv \
 WORKDIR /src
 # Dependencies first, in their own layer: a change to the code does not reinstall them.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project ${EXTRAS:+--extra $EXTRAS}
+RUN uv sync --locked --no-dev --no-install-project ${EXTRAS:+--extra $EXTRAS}
 COPY embed_assets ./embed_assets
 # --no-editable: the project goes into the environment as a package, so /src is not needed later.
-RUN uv sync --frozen --no-dev --no-editable ${EXTRAS:+--extra $EXTRAS}
+RUN uv sync --locked --no-dev --no-editable ${EXTRAS:+--extra $EXTRAS}
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 embed \

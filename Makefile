@@ -10,19 +10,24 @@ STAMP := $(VENV)/.installed
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test check lint imports install lock dev clean
+.PHONY: demo test check lint imports install reinstall lock dev clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# --frozen: install what uv.lock says, never re-resolve. A lock out of step with pyproject.toml
-# fails here; `make lock` is the one way to change it.
+# --locked: install what uv.lock says, and fail when the lock is out of step with pyproject.toml
+# (--frozen would install the stale lock silently); `make lock` is the one way to change it.
 $(STAMP): $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) sync --locked --python $(PYTHON) --quiet
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# A fresh .venv and .tools from the lock; the embedded database's data is left alone.
+reinstall:
+	rm -rf $(VENV) $(TOOLS)
+	$(MAKE) install
 
 demo: $(STAMP)
 	$(BIN)/embed-assets demo
@@ -49,5 +54,6 @@ lock: $(UV)
 dev: $(STAMP)
 	$(BIN)/dagster dev
 
+# Also deletes the embedded database's data (.embed_assets): everything loaded and embedded.
 clean:
 	rm -rf $(VENV) $(TOOLS) .embed_assets .pytest_cache

@@ -14,7 +14,7 @@ from importlib import metadata
 CORE = ("dagster", "dagster-pipes", "dagster-shared", "dagster-webserver", "dagster-graphql")
 LIBRARIES = ("dagster-postgres",)
 LIBRARY_MINOR_OFFSET = 16
-FIX = "run `make clean install` (installs exactly uv.lock), or `make lock` to refresh the lock"
+FIX = "run `make reinstall` (installs exactly uv.lock), or `make lock` to refresh the lock"
 
 
 def installed(name: str) -> str | None:

@@ -122,7 +122,7 @@ def test_the_dockerfile_is_multi_stage_slim_non_root_and_installs_the_lock():
     make_uv = re.search(r"UV_VERSION := (\S+)", (ROOT / "Makefile").read_text()).group(1)
     assert f"ARG UV_VERSION={make_uv}" in build
     syncs = [line for line in build if line.startswith("RUN uv sync")]
-    assert syncs and all("--frozen" in line and "--no-dev" in line for line in syncs)
+    assert syncs and all("--locked" in line and "--no-dev" in line for line in syncs)
     assert "--no-editable" in syncs[-1]
     assert "COPY --from=build /opt/venv /opt/venv" in runtime
     assert not any("pip install" in line or "uv " in line for line in runtime)

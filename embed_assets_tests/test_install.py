@@ -41,7 +41,7 @@ def test_a_library_of_another_line_stops_with_what_to_run(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "dagster-postgres 0.11.14 is not of dagster" in lines[0]
-    assert "make clean install" in lines[0]
+    assert "make reinstall" in lines[0]
 
 
 def test_the_test_session_stops_before_any_test(tmp_path):

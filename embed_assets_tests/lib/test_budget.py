@@ -31,8 +31,9 @@ def test_two_connections_take_consecutive_slots_of_one_budget(settings):
         assert waits[0] == pytest.approx(0, abs=0.02)
         assert waits[1] == pytest.approx(0.1, abs=0.02)  # after the first, though another client
         assert waits[2] == pytest.approx(0.2, abs=0.02)
-        # Its request slot starts at 0.3 s, but its tokens' slot only after the 52 tokens before.
-        assert waits[3] == pytest.approx(0.52, abs=0.02)
+        # The third request's 50 tokens hold the budget until 0.7 s: the fourth's slot starts
+        # then, not at 0.3 s when its request slot alone would be free.
+        assert waits[3] == pytest.approx(0.7, abs=0.02)
         assert not second.held()
         first.hold(2.0)
         assert second.held()
@@ -43,6 +44,35 @@ def test_two_connections_take_consecutive_slots_of_one_budget(settings):
     finally:
         first.close()
         second.close()
+
+
+def both_limits_sends(budget) -> list[float]:
+    """When each of a 50-token request and five 1-token ones may be sent, under 60 requests and
+    600 tokens a minute: the 50 tokens are 5 s of the token budget."""
+    return [round(budget.reserve(tokens), 1) for tokens in (50, 1, 1, 1, 1, 1)]
+
+
+def test_with_both_limits_a_token_backlog_never_bunches_requests(settings):
+    shared = SharedBudget(settings.database_url, settings, "both", 60, 600)
+    try:
+        # One start for both limits: each request 1 s after the one before it and never inside
+        # the big request's token slot, so no window holds more requests than 60 a minute allows.
+        assert both_limits_sends(shared) == [0.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    finally:
+        shared.close()
+    assert both_limits_sends(LocalBudget(60, 600)) == [0.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+
+
+def test_a_budget_whose_row_vanished_is_made_again(settings, store):
+    shared = SharedBudget(settings.database_url, settings, "gone", RPM, 0)
+    try:
+        store.execute(f'DELETE FROM "{settings.schema}".provider_budgets')
+        assert not shared.held()
+        assert shared.reserve(1) == pytest.approx(0, abs=0.02)
+        shared.hold(1.0)
+        assert shared.held()
+    finally:
+        shared.close()
 
 
 def test_a_process_budget_paces_in_memory_and_holds_every_thread_after_a_retry_after():

@@ -11,7 +11,7 @@ import pytest
 
 from embed_assets.defs.resources import EmbeddingProviderResource, resources_from
 from embed_assets.lib.providers import ProviderError, build_provider
-from embed_assets.lib.providers.client import Pacer, retry_after_seconds
+from embed_assets.lib.providers.client import LocalBudget, retry_after_seconds
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.settings import PROVIDER_FIELDS, SettingError, Settings
 from embed_assets_tests.provider_servers import FakeEmbeddingServer
@@ -270,8 +270,8 @@ def test_dimensions_are_discovered_once_and_a_mismatch_is_a_clear_error(server):
 
 
 def test_rate_limits_pace_requests_and_tokens():
-    pacer = Pacer(per_minute=600)  # one unit every 0.1 s
-    assert [round(pacer.reserve(), 1) for _ in range(3)] == [0.0, 0.1, 0.2]
+    budget = LocalBudget(requests_per_minute=600, tokens_per_minute=0)  # one every 0.1 s
+    assert [round(budget.reserve(1), 1) for _ in range(3)] == [0.0, 0.1, 0.2]
     with (
         FakeEmbeddingServer() as server,
         make(server, dimensions=32, batch_size=1, requests_per_minute=1200) as provider,

@@ -73,25 +73,6 @@ class Cancelled(Exception):
     """Another request of the same call failed: this one stops waiting and gives up."""
 
 
-class Pacer:
-    """A per-minute budget (requests or tokens) spent at an even pace: each use reserves the next
-    slot, so no minute ever exceeds the budget, without bursts. Thread-safe."""
-
-    def __init__(self, per_minute: int) -> None:
-        self._seconds_per_unit = 60.0 / per_minute
-        self._next = time.monotonic()
-        self._lock = threading.Lock()
-
-    def reserve(self, amount: int = 1, earliest: float = 0.0) -> float:
-        """Reserve `amount` units starting no sooner than `earliest` (a monotonic time); returns
-        how long to wait before using them."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next, earliest)
-            self._next = start + amount * self._seconds_per_unit
-        return start - now
-
-
 class Budget(Protocol):
     """What a client draws on before each request: in this process (`LocalBudget`) or shared by
     every process using the database (`embed_assets.lib.budget.SharedBudget`)."""
@@ -110,24 +91,37 @@ class Budget(Protocol):
 
 class LocalBudget:
     """EMBED_ASSETS_REQUESTS_PER_MINUTE and _TOKENS_PER_MINUTE paced in this process's memory (no
-    I/O); a Retry-After holds every thread of the process. Thread-safe."""
+    I/O); a Retry-After holds every thread of the process. Thread-safe.
+
+    The rule of the shared budget (embed_assets.lib.budget), on the monotonic clock: a request owns
+    one slot that starts when both the previous request's slot and the previous tokens' slot have
+    ended (and no hold is on), so neither limit can bunch the other's requests together."""
 
     def __init__(self, requests_per_minute: int, tokens_per_minute: int) -> None:
-        self._requests = Pacer(requests_per_minute) if requests_per_minute else None
-        self._tokens = Pacer(tokens_per_minute) if tokens_per_minute else None
+        self._requests_per_minute = requests_per_minute
+        self._tokens_per_minute = tokens_per_minute
+        now = time.monotonic()
+        self._requests_next = self._tokens_next = now
         self._not_before = 0.0
+        self._lock = threading.Lock()
 
     def reserve(self, tokens: int) -> float:
-        earliest = self._not_before
-        waits = [earliest - time.monotonic()]
-        if self._requests:
-            waits.append(self._requests.reserve(1, earliest))
-        if self._tokens:
-            waits.append(self._tokens.reserve(tokens, earliest))
-        return max(0.0, *waits)
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._not_before)
+            if self._requests_per_minute:
+                start = max(start, self._requests_next)
+            if self._tokens_per_minute:
+                start = max(start, self._tokens_next)
+            if self._requests_per_minute:
+                self._requests_next = start + 60.0 / self._requests_per_minute
+            if self._tokens_per_minute:
+                self._tokens_next = start + 60.0 * tokens / self._tokens_per_minute
+        return start - now
 
     def hold(self, seconds: float) -> None:
-        self._not_before = max(self._not_before, time.monotonic() + seconds)
+        with self._lock:
+            self._not_before = max(self._not_before, time.monotonic() + seconds)
 
     def held(self) -> bool:
         return self._not_before > time.monotonic()
@@ -245,10 +239,11 @@ class ResilientClient:
                 last = retry
             if last.fault:
                 self.breaker.failed(last.reason)
+            delay = self._policy.delay(attempt, last.retry_after, self._rng)
+            if last.retry_after is not None:
+                # The server's word holds every request of the budget, this call's last try too.
+                self.budget.hold(delay)
             if attempt < self._policy.max_attempts:
-                delay = self._policy.delay(attempt, last.retry_after, self._rng)
-                if last.retry_after is not None:
-                    self.budget.hold(delay)  # the server's word holds every request of the budget
                 log.warning(
                     "%s: %s on attempt %d of %d; retrying in %.2f s",
                     self.label,

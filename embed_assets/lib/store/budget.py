@@ -20,23 +20,25 @@ CREATE TABLE IF NOT EXISTS {budgets} (
 """
 
 # `reserved_at` never goes back, so reservations are ordered as the row lock serialises them even
-# if clocks read before the lock would not be. Each reservation owns the slot that starts at the
-# later of the previous slot's end, now and `not_before`, and lasts 60/rpm seconds (60·tokens/tpm
-# for tokens); a limit of 0 is no limit. The sub-select in SET is evaluated after the row lock.
-# What it returns: how long to wait before sending, the later of the two slots' starts.
+# if clocks read before the lock would not be. Each reservation owns one slot that starts at the
+# later of now, `not_before`, the previous request slot's end and the previous tokens' slot's end,
+# and lasts 60/rpm seconds for the request and 60·tokens/tpm for its tokens: one start for both, so
+# a token backlog cannot bunch requests (or the reverse). A limit of 0 is no limit. The sub-select
+# in SET is evaluated after the row lock. Returns how long to wait before sending: start - now.
+# The row is made when missing (a budget table emptied by hand), never an error.
 _RESERVE = """
-UPDATE {budgets} AS b SET
+INSERT INTO {budgets} AS b (name) VALUES (%(name)s)
+ON CONFLICT (name) DO UPDATE SET
     (reserved_at, requests_next, tokens_next, requests_per_minute, tokens_per_minute) = (
     SELECT x.now,
-           CASE WHEN %(rpm)s > 0
-                THEN greatest(b.requests_next, x.now, b.not_before) + 60.0 / %(rpm)s
-                ELSE b.requests_next END,
-           CASE WHEN %(tpm)s > 0
-                THEN greatest(b.tokens_next, x.now, b.not_before) + 60.0 * %(tokens)s / %(tpm)s
-                ELSE b.tokens_next END,
+           CASE WHEN %(rpm)s > 0 THEN x.start + 60.0 / %(rpm)s ELSE b.requests_next END,
+           CASE WHEN %(tpm)s > 0 THEN x.start + 60.0 * %(tokens)s / %(tpm)s ELSE b.tokens_next END,
            %(rpm)s, %(tpm)s
-    FROM (SELECT greatest(b.reserved_at, extract(epoch FROM clock_timestamp())) AS now) x)
-WHERE b.name = %(name)s
+    FROM (SELECT n.now,
+                 greatest(n.now, b.not_before,
+                          CASE WHEN %(rpm)s > 0 THEN b.requests_next ELSE 0 END,
+                          CASE WHEN %(tpm)s > 0 THEN b.tokens_next ELSE 0 END) AS start
+          FROM (SELECT greatest(b.reserved_at, extract(epoch FROM clock_timestamp())) AS now) n) x)
 RETURNING greatest(
     not_before,
     CASE WHEN %(rpm)s > 0 THEN requests_next - 60.0 / %(rpm)s END,
@@ -64,6 +66,10 @@ class BudgetQueries(StoreBase):
                 (name,),
             )
         self.execute("SET synchronous_commit = off")
+        # A budget row locked for long (a stuck session) fails the request with an error instead
+        # of stalling every worker of every process without one.
+        self.execute("SET statement_timeout = '10s'")
+        self.execute("SET lock_timeout = '5s'")
 
     def reserve_budget(
         self, name: str, requests_per_minute: int, tokens_per_minute: int, tokens: int
@@ -79,19 +85,22 @@ class BudgetQueries(StoreBase):
         """No request of this budget starts in the next `seconds` (a server's Retry-After)."""
         self.execute(
             self._sql(
-                "UPDATE {budgets} SET not_before = greatest(not_before, "
-                "extract(epoch FROM clock_timestamp()) + %s) WHERE name = %s",
+                "INSERT INTO {budgets} AS b (name, not_before) VALUES "
+                "(%(name)s, extract(epoch FROM clock_timestamp()) + %(seconds)s) "
+                "ON CONFLICT (name) DO UPDATE SET not_before = greatest(b.not_before, "
+                "greatest(b.reserved_at, extract(epoch FROM clock_timestamp())) + %(seconds)s)",
                 budgets=self.t("provider_budgets"),
             ),
-            (seconds, name),
+            {"name": name, "seconds": seconds},
         )
 
     def budget_held(self, name: str) -> bool:
-        return self.execute(
+        row = self.execute(
             self._sql(
-                "SELECT not_before > extract(epoch FROM clock_timestamp()) FROM {budgets} "
-                "WHERE name = %s",
+                "SELECT not_before > greatest(reserved_at, extract(epoch FROM clock_timestamp())) "
+                "FROM {budgets} WHERE name = %s",
                 budgets=self.t("provider_budgets"),
             ),
             (name,),
-        ).fetchone()[0]
+        ).fetchone()
+        return bool(row and row[0])
