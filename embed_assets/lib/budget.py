@@ -7,8 +7,9 @@ request owns the next slot of the budget, which starts at the latest of now, the
 and the ends of the previous request's slot and of the previous tokens' slot, and lasts 60/rpm
 seconds for the request and 60·tokens/tpm for its estimated tokens (one start for both, so that
 neither limit bunches the other's requests); it is sent when its slot starts (when it had to
-wait, the hold is looked at again first: a Retry-After that came meanwhile voids its slot, and it takes one after the hold). Slots never
-overlap, so in any window of W seconds at most rpm·W/60 + 1 requests and tpm·W/60 + (the largest
+wait, the hold is looked at again first: a Retry-After that came meanwhile voids its slot, and it
+takes one after the hold). Slots never overlap, so in any window of W seconds at most rpm·W/60 + 1
+requests and tpm·W/60 + (the largest
 request's tokens) tokens start: the burst is one request. A wait is measured from when the answer
 arrived, so a request can only start later than its slot, never sooner. The cost is one round
 trip to the database per request, two when it waits (no commit flush: the budget's connection does
