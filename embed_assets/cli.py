@@ -167,8 +167,8 @@ def _status(settings: Settings) -> dict:
 
 
 def cmd_status(settings: Settings, args) -> int:
+    from embed_assets.components.checks import latest_results
     from embed_assets.definitions import build_definitions
-    from embed_assets.defs.checks import latest_results
     from embed_assets.instance import project_instance
 
     status = _status(settings)
@@ -286,7 +286,7 @@ def cmd_clusters(settings: Settings, args) -> int:
                 f"cluster {cluster['cluster_id']}: {cluster['label']} ({cluster['size']} members)"
             ]
             human += [
-                f"  {m['similarity']:.3f}  {m['full_name']}"
+                f"  {m['similarity']:.3f}  {m['key']}"
                 + (
                     f"  near-duplicate of {', '.join(m['near_duplicate_of'])}"
                     if m["near_duplicate_of"]

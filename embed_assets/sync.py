@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from embed_assets.components.assets import monthly_partitions
+from embed_assets.components.sensors import range_tags
 from embed_assets.definitions import build_definitions
-from embed_assets.defs.assets import monthly
-from embed_assets.defs.sensors import range_tags
 from embed_assets.lib.changes import ChangeCursor, read_changes, record_reader
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import opened_provider, space_name
@@ -18,7 +18,8 @@ from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, open_store
 
 SYNC_CURSOR = "sync"
-PARTITIONED_ASSETS = ("repositories", "chunks", "embeddings")
+COLLECTION = "repositories"  # the one collection this release's CLI drives
+PARTITIONED_ASSETS = ("rows", "chunks", "embeddings")
 # A run over a range of months records, per asset, one planned event and one materialisation per
 # month. Two Dagster settings (off by default) store those in batches and plan the range as one
 # event. The cost: a failed sync run does not mark each of its partitions failed in the UI (the run
@@ -53,7 +54,7 @@ def changed_partition_keys(settings: Settings, space: Space) -> tuple[ChangeCurs
         store.ensure_space(space)
         changes = read_changes(store, ChangeCursor.from_text(store.cursor(SYNC_CURSOR)))
         months = changes.months | set(store.pending_months(space))
-    valid = set(monthly.get_partition_keys())
+    valid = set(monthly_partitions(settings).get_partition_keys())
     return changes.cursor, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
 
 
@@ -76,13 +77,13 @@ def sync(
     cursor, keys = changed_partition_keys(settings, space)
     report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
     if keys:
-        all_keys = monthly.get_partition_keys()
+        all_keys = monthly_partitions(settings).get_partition_keys()
         first, last = keys[0], keys[-1]
         progress(
             f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
             + (" with the cluster index" if clusters else "")
         )
-        selection = None if clusters else [dg.AssetKey(a) for a in PARTITIONED_ASSETS]
+        selection = None if clusters else [asset_key(a) for a in PARTITIONED_ASSETS]
         liveness = f"embed_assets.sync.{uuid.uuid4().hex}"
         with open_store(database_url(settings), settings) as store, store.lock(liveness):
             end_runs_of_dead_processes(instance, store)
@@ -114,7 +115,12 @@ def sync(
 
 def materialise_cluster_index(settings: Settings, instance: dg.DagsterInstance) -> dict:
     """One run of the cluster index alone (after `spaces activate`), recorded like any run."""
-    return _metadata(_run(settings, instance, [dg.AssetKey("cluster_index")]), "cluster_index")
+    return _metadata(_run(settings, instance, [asset_key("cluster_index")]), "cluster_index")
+
+
+def asset_key(asset: str, collection: str = COLLECTION) -> dg.AssetKey:
+    """The key of one of a collection's assets (rows, chunks, embeddings, cluster_index)."""
+    return dg.AssetKey([collection, asset])
 
 
 def _run(
@@ -160,7 +166,7 @@ def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> li
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     """An asset's metadata in the run (each month of a range carries the same)."""
-    event = result.asset_materializations_for_node(asset)[0]
+    event = result.asset_materializations_for_node(asset_key(asset).to_python_identifier())[0]
     return {key: value.value for key, value in event.metadata.items()}
 
 

@@ -119,7 +119,7 @@ def test_near_duplicates_are_marked_both_ways(store):
     space = store.active_space()
     cluster = assignments(store)["twin/site-gen"]
     assert assignments(store)["twin/site-gen-fork"] == cluster
-    members = {m["full_name"]: m for m in store.cluster_members(space, cluster)}
+    members = {m["key"]: m for m in store.cluster_members(space, cluster)}
     assert members["twin/site-gen"]["near_duplicate_of"] == ["twin/site-gen-fork"]
     assert members["twin/site-gen-fork"]["near_duplicate_of"] == ["twin/site-gen"]
 
@@ -136,16 +136,14 @@ def test_clusters_cli(settings, store, capsys):
     assert len(listed) == 3 and listed[0]["size"] >= listed[1]["size"]
     assert {"cluster_id", "size", "label", "members"} <= set(listed[0])
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
-    assert [m["full_name"] for m in shown["members"]][: len(listed[0]["members"])] == listed[0][
-        "members"
-    ]
+    assert [m["key"] for m in shown["members"]][: len(listed[0]["members"])] == listed[0]["members"]
     member = listed[0]["members"][0]
     assert run("clusters", "remove", member) == {
         "removed": member,
         "cluster_id": listed[0]["cluster_id"],
     }
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
-    assert member not in [m["full_name"] for m in shown["members"]]
+    assert member not in [m["key"] for m in shown["members"]]
     assert shown["size"] == listed[0]["size"] - 1
     assert run("clusters", "resolve", str(listed[0]["cluster_id"]), "--note", "done")["resolved"]
     assert main(["clusters", "show", "999999"]) == 2

@@ -5,7 +5,9 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
 - the source table (EMBED_ASSETS_SOURCE_TABLE, `repositories_source`): the loading contract;
 - `source_changes`: filled by statement triggers on the source table, so that inserts, updates of
   embedded columns and deletes by any writer (the loader, a crawler's plain SQL) are seen;
-- `repositories`, `rejected_rows`, `chunks`: the normalised rows and the texts to embed;
+- `repositories`, `rejected_rows` (the repositories source kind's, `repositories.py`): the
+  normalised rows;
+- `chunks`: the texts to embed, keyed by the collection's `key` (generic, like what follows);
 - `spaces` and one `embeddings_<space>` table per embedding space (model + dimensions), with an
   HNSW cosine index;
 - `cursors`: positions in `source_changes` of its readers.
@@ -32,7 +34,8 @@ from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
 from embed_assets.lib.store.github import GitHubQueries
-from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
+from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
+from embed_assets.lib.store.rows import RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
@@ -49,6 +52,7 @@ __all__ = [
 
 class Store(
     SchemaQueries,
+    RepositoryQueries,
     RowQueries,
     VectorQueries,
     CacheQueries,

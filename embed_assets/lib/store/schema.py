@@ -5,10 +5,12 @@ from __future__ import annotations
 from psycopg import sql
 
 from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
-from embed_assets.lib.store.rows import TEXT_COLUMNS
+from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v7"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
+# v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
+_V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
 
 class SchemaQueries(StoreBase):
@@ -37,6 +39,7 @@ class SchemaQueries(StoreBase):
                     f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
                     "(HNSW indexes): ALTER EXTENSION vector UPDATE"
                 )
+            self._upgrade_from_v7()
             had_trigger = self._has_change_triggers()
             self.execute(
                 self._sql(
@@ -77,7 +80,7 @@ class SchemaQueries(StoreBase):
                 self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
                 self.execute(
                     self._sql(
-                        "INSERT INTO {changes} (full_name, row_time, op) "
+                        "INSERT INTO {changes} (key, row_time, op) "
                         "SELECT full_name, created_at, 'insert' FROM {source}",
                         changes=self.t("source_changes"),
                         source=self.source,
@@ -88,6 +91,28 @@ class SchemaQueries(StoreBase):
                     sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)
                 )
             )
+
+    def _upgrade_from_v7(self) -> None:
+        """In place, inside the schema transaction: renames only, so vectors, the cache and
+        clusters are kept and nothing is re-embedded. The trigger functions are replaced
+        after, by the DDL that follows."""
+        for table in _V7_KEY_COLUMNS:
+            renamed = self.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = 'full_name'",
+                (self.schema, table),
+            ).fetchone()
+            if renamed:
+                self.execute(
+                    self._sql(
+                        "ALTER TABLE {table} RENAME COLUMN full_name TO key", table=self.t(table)
+                    )
+                )
+        self.execute(
+            self._sql(
+                "ALTER INDEX IF EXISTS {old} RENAME TO chunks_key", old=self.t("chunks_full_name")
+            )
+        )
 
     def _schema_is_current(self) -> bool:
         mark = self.execute(
@@ -131,7 +156,7 @@ CREATE TABLE IF NOT EXISTS {source} (
 CREATE INDEX IF NOT EXISTS source_created_at ON {source} (created_at);
 CREATE TABLE IF NOT EXISTS {changes} (
     id bigserial PRIMARY KEY,
-    full_name text NOT NULL,
+    key text NOT NULL,
     row_time timestamptz NOT NULL,
     op text NOT NULL,
     logged_at timestamptz NOT NULL DEFAULT now()
@@ -159,7 +184,7 @@ CREATE TABLE IF NOT EXISTS {rejected} (
 );
 CREATE TABLE IF NOT EXISTS {chunks} (
     chunk_id text PRIMARY KEY,
-    full_name text NOT NULL,
+    key text NOT NULL,
     position integer NOT NULL,
     row_time timestamptz NOT NULL,
     text text NOT NULL,
@@ -169,7 +194,7 @@ CREATE TABLE IF NOT EXISTS {chunks} (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
-CREATE INDEX IF NOT EXISTS chunks_full_name ON {chunks} (full_name);
+CREATE INDEX IF NOT EXISTS chunks_key ON {chunks} (key);
 CREATE TABLE IF NOT EXISTS {spaces} (
     name text PRIMARY KEY,
     model text NOT NULL,
@@ -215,13 +240,13 @@ CREATE TABLE IF NOT EXISTS {clusters} (
 );
 CREATE TABLE IF NOT EXISTS {members} (
     space text NOT NULL,
-    full_name text NOT NULL,
+    key text NOT NULL,
     content_hash text NOT NULL,
     cluster_id bigint,
     similarity real,
     near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
     removed boolean NOT NULL DEFAULT false,
-    PRIMARY KEY (space, full_name)
+    PRIMARY KEY (space, key)
 );
 CREATE INDEX IF NOT EXISTS cluster_members_cluster ON {members} (space, cluster_id);
 CREATE TABLE IF NOT EXISTS {resolutions} (
@@ -263,19 +288,19 @@ CREATE OR REPLACE TRIGGER embed_assets_row_hash BEFORE INSERT OR UPDATE ON {sour
     FOR EACH ROW EXECUTE FUNCTION {set_hash}();
 CREATE OR REPLACE FUNCTION {log_insert}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT full_name, created_at, 'insert' FROM new_rows;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION {log_update}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- Only changes to what is embedded (or to the row's time) are logged: stars never cause a run.
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT n.full_name, n.created_at, 'update' FROM new_rows n
     LEFT JOIN old_rows o ON o.full_name = n.full_name
     WHERE o.full_name IS NULL OR {text_old} IS DISTINCT FROM {text_new};
     -- A row that moved to another time (or was renamed) leaves its old partition.
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT o.full_name, o.created_at, 'delete' FROM old_rows o
     LEFT JOIN new_rows n ON n.full_name = o.full_name
     WHERE n.full_name IS NULL OR n.created_at IS DISTINCT FROM o.created_at;
@@ -283,7 +308,7 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION {log_delete}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT full_name, created_at, 'delete' FROM old_rows;
     RETURN NULL;
 END $$;

@@ -407,11 +407,10 @@ class VectorQueries(StoreBase):
         def nearest(distance: str) -> sql.Composed:
             """The n nearest chunks by `distance` from the vectors alone, then filtered."""
             return self._sql(
-                "SELECT c.full_name, 1 - e.distance, c.text FROM ("
+                "SELECT c.key, 1 - e.distance, c.text FROM ("
                 "  SELECT chunk_id, {distance} AS distance FROM {table} "
                 "  ORDER BY {distance} LIMIT %(n)s) e "
-                "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = "
-                "c.full_name "
+                "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = c.key "
                 "WHERE {where} ORDER BY e.distance",
                 distance=sql.SQL(distance),
                 table=self.t(space.table),
@@ -428,8 +427,8 @@ class VectorQueries(StoreBase):
         # chunk and repository (~1 s).
         scanned = nearest("cosine_distance(embedding, %(q)b)")
         exhaustive = self._sql(
-            "SELECT c.full_name, 1 - (e.embedding <=> %(q)b), c.text FROM {table} e "
-            "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = c.full_name "
+            "SELECT c.key, 1 - (e.embedding <=> %(q)b), c.text FROM {table} e "
+            "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = c.key "
             "WHERE {where} ORDER BY e.embedding <=> %(q)b LIMIT %(n)s",
             table=self.t(space.table),
             chunks=self.t("chunks"),
