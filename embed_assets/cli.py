@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from embed_assets.lib.clusters.index import refresh_clusters
+from embed_assets.lib.collections import CollectionError, choose_collection, declared_collections
 from embed_assets.lib.database import database_url, redact, stop_embedded
 from embed_assets.lib.search import search
 from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings
@@ -196,6 +197,30 @@ def _show_hits(hits: list[dict]) -> str:
         first_line = hit["text"].split("\n", 2)[1] if "\n" in hit["text"] else ""
         lines.append(f"{hit['score']:.3f}  {hit['full_name']:<45} {first_line[:70]}")
     return "\n".join(lines) or "no results"
+
+
+def cmd_collections(settings: Settings, args) -> int:
+    """The declared collections with their counts. This release's source kind, repositories,
+    keeps its tables in the settings' schema."""
+    status = _status(settings)
+    listed = [
+        {
+            "name": c.name,
+            "source": c.source,
+            "rows": status["repositories"],
+            "chunks": status["chunks"],
+            "embeddings": status["embeddings"],
+            "pending": status["pending"],
+        }
+        for c in declared_collections()
+    ]
+    human = [
+        f"{c['name']:<20} {c['source'].get('kind', '?'):<13} rows {c['rows']:,}  chunks "
+        f"{c['chunks']:,}  embeddings {c['embeddings']:,}  pending {c['pending']:,}"
+        for c in listed
+    ]
+    _emit(listed, args.json, "\n".join(human) or "no collections declared")
+    return 0
 
 
 def cmd_search(settings: Settings, args) -> int:
@@ -427,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="row counts and pending chunks")
     status.set_defaults(run=cmd_status)
 
+    collections = commands.add_parser(
+        "collections", help="the collections the project declares, with their counts"
+    )
+    collections.set_defaults(run=cmd_collections)
+
     search_parser = commands.add_parser("search", help="similarity search over the embeddings")
     search_parser.add_argument("query")
     search_parser.add_argument("-k", type=int, default=10, help="how many results (default 10)")
@@ -497,10 +527,16 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("stop", help="stop the embedded server").set_defaults(run=cmd_db_stop)
 
+    for sub in (load, sync, status, search_parser, clusters):
+        sub.add_argument(
+            "--collection",
+            help="the collection (a defs.yaml of the project); the default when there is one",
+        )
     for sub in (
         load,
         sync,
         status,
+        collections,
         search_parser,
         demo,
         cache_stats,
@@ -524,8 +560,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "json"):
         args.json = False
     try:
+        if hasattr(args, "collection"):
+            choose_collection(args.collection)
         return args.run(Settings.from_env(), args)
-    except (SettingError, LoaderError, StoreError) as error:
+    except (SettingError, LoaderError, StoreError, CollectionError) as error:
         print(f"embed-assets: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - the sync's run failure and the like, said plainly

@@ -146,3 +146,35 @@ def test_python_search_api(settings, tmp_path, capsys):
     assert embed_assets.search("game engine", k=3, language="C") == [
         h for h in embed_assets.search("game engine", k=3) if h["full_name"] == "pgvector/pgvector"
     ]
+
+
+def test_collections_lists_the_declared_ones_with_their_counts(settings, capsys):
+    loaded = run_json(capsys, "load", "--time-column", "snapshot_date", str(_csv(settings)))
+    assert loaded["inserted"] == 3
+    assert run_json(capsys, "sync", "--collection", "repositories")["embedded"] == 3
+    assert run_json(capsys, "collections") == [
+        {
+            "name": "repositories",
+            "source": {"kind": "repositories"},
+            "rows": 3,
+            "chunks": 3,
+            "embeddings": 3,
+            "pending": 0,
+        }
+    ]
+    hits = run_json(capsys, "search", "game engine", "-k", "1", "--collection", "repositories")
+    assert hits[0]["full_name"] == "godotengine/godot"
+
+
+def test_an_unknown_collection_is_a_clear_error(settings, capsys):
+    assert main(["status", "--collection", "tickets", "--json"]) == 2
+    assert (
+        "--collection: no collection 'tickets' (declared: repositories)" in capsys.readouterr().err
+    )
+
+
+def _csv(settings):
+    path = settings.home / "repos.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CSV)
+    return path

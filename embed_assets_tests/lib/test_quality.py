@@ -111,9 +111,9 @@ def test_empty_oversized_and_missing_chunks(store):
     seed(store)
     materialise(store)
     chunks = f'"{store.schema}".chunks'
-    store.execute(f"UPDATE {chunks} SET text = E' \\n ' WHERE full_name = 'acme/one'")
-    store.execute(f"UPDATE {chunks} SET text = repeat('x', 401) WHERE full_name = 'acme/two'")
-    store.execute(f"DELETE FROM {chunks} WHERE full_name = 'acme/three'")
+    store.execute(f"UPDATE {chunks} SET text = E' \\n ' WHERE key = 'acme/one'")
+    store.execute(f"UPDATE {chunks} SET text = repeat('x', 401) WHERE key = 'acme/two'")
+    store.execute(f"DELETE FROM {chunks} WHERE key = 'acme/three'")
     failed = failures(store)
     assert {
         n: (o.severity, o.metadata.get("examples"))

@@ -97,12 +97,12 @@ class SchemaQueries(StoreBase):
         clusters are kept and nothing is re-embedded. The trigger functions are replaced
         after, by the DDL that follows."""
         for table in _V7_KEY_COLUMNS:
-            renamed = self.execute(
+            named_as_v7 = self.execute(
                 "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
                 "AND table_name = %s AND column_name = 'full_name'",
                 (self.schema, table),
             ).fetchone()
-            if renamed:
+            if named_as_v7:
                 self.execute(
                     self._sql(
                         "ALTER TABLE {table} RENAME COLUMN full_name TO key", table=self.t(table)
