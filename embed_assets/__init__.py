@@ -1,8 +1,9 @@
 """embed_assets: keep vector embeddings of text rows in sync with their source, as Dagster assets.
 
-`embed_assets.search(query, k=10, language=None, min_stars=None)` is the entry point for
-applications; `embed_assets.EmbeddingCollection` is the Dagster Component a `defs.yaml` declares a
-collection with (`type: embed_assets.EmbeddingCollection`)."""
+`embed_assets.search(query, k=10, collection=None, where=None, group=None)` is the entry point
+for applications (`[{"key", "score", "text", "metadata"}]`, best first);
+`embed_assets.EmbeddingCollection` is the Dagster Component a `defs.yaml` declares a collection
+with (`type: embed_assets.EmbeddingCollection`)."""
 
 __all__ = ["EmbeddingCollection", "search"]
 

@@ -55,6 +55,7 @@ def test_sync_status_search_and_a_second_sync_that_does_nothing(settings, tmp_pa
     assert status == {
         "source_rows": 3,
         "repositories": 3,
+        "rows": 3,
         "chunks": 3,
         "embeddings": 3,
         "pending": 0,
@@ -63,7 +64,8 @@ def test_sync_status_search_and_a_second_sync_that_does_nothing(settings, tmp_pa
     hits = run_json(capsys, "search", "vector similarity search in postgres", "-k", "2")
     assert [h["full_name"] for h in hits][0] == "pgvector/pgvector"
     assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"]
-    assert set(hits[0]) == {"full_name", "score", "text"}
+    assert set(hits[0]) == {"key", "full_name", "score", "text", "metadata"}
+    assert hits[0]["metadata"] == {"language": "C", "stars": 9000}
 
     again = run_json(capsys, "sync")
     assert again["embedded"] == 0 and again["partitions"] == 0 and again["unchanged"] == 3

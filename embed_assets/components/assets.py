@@ -8,6 +8,7 @@ about half a second whatever it holds. Every asset handles a partition range in 
 """
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -21,9 +22,13 @@ from embed_assets.lib import pipeline
 from embed_assets.lib.clusters.index import sync_cluster_index
 from embed_assets.lib.quality import markdown_table
 from embed_assets.lib.settings import Settings
+from embed_assets.lib.sources.base import SourceKind
 from embed_assets.lib.sources.github.load import load_github
+from embed_assets.lib.sources.repositories import REPOSITORIES
 
 one_run = dg.BackfillPolicy.single_run()
+# The window of a collection with no partitions: every row (their time is a constant inside it).
+ALL_TIME = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
@@ -61,16 +66,26 @@ class CollectionAssets:
     cluster_index: dg.AssetsDefinition
     chunks_config: type[dg.Config]
     cluster_index_config: type[dg.Config]
+    source: SourceKind
+    monthly_partitioned: bool  # False: a collection with no time column, one window for all
 
     @property
     def partitioned(self) -> list[dg.AssetsDefinition]:
+        """The assets over the rows' windows (months, or the one window of all time)."""
         return [self.rows, self.chunks, self.embeddings]
 
 
-def collection_assets(name: str, settings: Settings) -> CollectionAssets:
+def collection_assets(
+    name: str, settings: Settings, source: SourceKind = REPOSITORIES, by_month: bool = True
+) -> CollectionAssets:
     """The assets `<name>/rows`, `<name>/chunks`, `<name>/embeddings`, `<name>/cluster_index`,
     their defaults from `settings` (read when the definitions are built)."""
     monthly = monthly_partitions(settings)
+    partitions = {"partitions_def": monthly, "backfill_policy": one_run} if by_month else {}
+    table = source.table_spec
+
+    def window(context: dg.AssetExecutionContext):
+        return context.partition_time_window if by_month else ALL_TIME
 
     class ChunksConfig(dg.Config):
         max_chars: int = settings.chunk_chars
@@ -84,23 +99,22 @@ def collection_assets(name: str, settings: Settings) -> CollectionAssets:
     @dg.asset(
         key_prefix=[name],
         name="rows",
-        partitions_def=monthly,
-        backfill_policy=one_run,
+        **partitions,
         kinds={"postgres"},
         group_name=name,
     )
     def rows(
         context: dg.AssetExecutionContext, database: DatabaseResource, github: GitHubSourceResource
     ):
-        """Normalised, validated rows from the source table; bad rows are recorded in
+        """Normalised, validated rows from the source; bad rows are recorded in
         `rejected_rows` with the reason, and rows gone from the source are removed. With a
-        GitHub source configured, the window's repositories are first fetched from GitHub's REST
-        API and upserted into the source table (conditional requests: unchanged pages cost no
-        rate limit)."""
-        start, end = context.partition_time_window
-        with database.open() as store:
+        GitHub source configured, a repositories collection's window is first fetched from
+        GitHub's REST API and upserted into the source table (conditional requests: unchanged
+        pages cost no rate limit)."""
+        start, end = window(context)
+        with database.open(table) as store:
             fetched: dict = {}
-            if github.configured():
+            if table is None and github.configured():
                 if not github.token:
                     context.log.warning(
                         "GITHUB_TOKEN is not set: GitHub is called unauthenticated "
@@ -111,33 +125,31 @@ def collection_assets(name: str, settings: Settings) -> CollectionAssets:
                 context.log.info(loaded.describe())
                 fetched = loaded.metadata()
             since = store.clock()
-            counts = pipeline.sync_repositories(store, start, end)
-            return materialize_result(
-                counts | fetched | {"preview": store.changed_repositories(start, end, since, 5)}
-            )
+            counts = pipeline.sync_rows(store, start, end, source)
+            if table is None:
+                counts["preview"] = store.changed_repositories(start, end, since, 5)
+            return materialize_result(counts | fetched)
 
     @dg.asset(
         key_prefix=[name],
-        partitions_def=monthly,
-        backfill_policy=one_run,
+        **partitions,
         kinds={"postgres"},
         group_name=name,
         deps=[rows],
     )
     def chunks(context: dg.AssetExecutionContext, config: ChunksConfig, database: DatabaseResource):
-        """Texts to embed: a template of each repository split with overlap on paragraph and
-        sentence boundaries; stable ids `owner/name#position`, sha256 of each exact text."""
-        start, end = context.partition_time_window
-        with database.open() as store:
+        """Texts to embed: the template of each row split with overlap on paragraph and
+        sentence boundaries; stable ids `key#position`, sha256 of each exact text."""
+        start, end = window(context)
+        with database.open(table) as store:
             return materialize_result(
-                pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap)
+                pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap, source)
             )
 
     # The pool (its limit is in dagster.yaml) bounds how many runs call the provider at once.
     @dg.asset(
         key_prefix=[name],
-        partitions_def=monthly,
-        backfill_policy=one_run,
+        **partitions,
         kinds={"postgres", "pgvector"},
         group_name=name,
         deps=[chunks],
@@ -152,8 +164,8 @@ def collection_assets(name: str, settings: Settings) -> CollectionAssets:
         """One vector per chunk in the embedding space of the provider's model, in pgvector with an
         HNSW cosine index. Only chunks whose text has no stored vector and no cached one are sent to
         the provider; invalid vectors are refused and their chunks stay pending."""
-        start, end = context.partition_time_window
-        with database.open() as store, embedding_provider.open() as provider:
+        start, end = window(context)
+        with database.open(table) as store, embedding_provider.open() as provider:
             counts = pipeline.sync_embeddings(
                 store,
                 start,
@@ -194,7 +206,7 @@ def collection_assets(name: str, settings: Settings) -> CollectionAssets:
         leave; a full re-cluster, with stable ids, when asked or when drift passes a bound. Each
         cluster has a label from its members' most distinguishing terms, a representative and
         near-duplicates."""
-        with database.open() as store:
+        with database.open(table) as store:
             return materialize_result(
                 sync_cluster_index(
                     store,
@@ -214,4 +226,6 @@ def collection_assets(name: str, settings: Settings) -> CollectionAssets:
         cluster_index=cluster_index,
         chunks_config=ChunksConfig,
         cluster_index_config=ClusterIndexConfig,
+        source=source,
+        monthly_partitioned=by_month,
     )

@@ -20,6 +20,7 @@ from embed_assets.components.assets import CollectionAssets
 from embed_assets.defs.resources import DatabaseResource
 from embed_assets.lib import quality
 from embed_assets.lib.quality import ERROR, WARN
+from embed_assets.lib.store import TableSpec
 
 HISTORY = 10  # executions read per check to find its latest result (in-progress ones are skipped)
 
@@ -71,7 +72,10 @@ def _metadata(values: dict) -> dict:
 
 
 def asset_checks(
-    asset: dg.AssetsDefinition, checks: Iterable[Check], chunk_chars: int
+    asset: dg.AssetsDefinition,
+    checks: Iterable[Check],
+    chunk_chars: int,
+    table: TableSpec | None = None,
 ) -> dg.AssetChecksDefinition:
     """One subsettable multi-asset check evaluating `checks` of `asset` with one connection."""
     checks = list(checks)
@@ -90,7 +94,7 @@ def asset_checks(
     @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True)
     def _checks(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-        with database.open() as store:
+        with database.open(table) as store:
             scope = quality.Scope(
                 store,
                 run_window(context, asset.partitions_def),
@@ -272,12 +276,13 @@ def collection_checks(assets: CollectionAssets) -> list[dg.AssetChecksDefinition
         False,
         "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS",
     )
-    chunk_chars = assets.settings.chunk_chars
-    return [
-        asset_checks(assets.rows, REPOSITORY_CHECKS, chunk_chars),
-        asset_checks(assets.chunks, CHUNK_CHECKS, chunk_chars),
-        asset_checks(assets.embeddings, [*EMBEDDING_CHECKS, freshness], chunk_chars),
-        asset_checks(assets.cluster_index, CLUSTER_CHECKS, chunk_chars),
+    chunk_chars, table = assets.settings.chunk_chars, assets.source.table_spec
+    # The repositories kind validates its rows; a table's rows are what its columns say.
+    rows = [asset_checks(assets.rows, REPOSITORY_CHECKS, chunk_chars)] if table is None else []
+    return rows + [
+        asset_checks(assets.chunks, CHUNK_CHECKS, chunk_chars, table),
+        asset_checks(assets.embeddings, [*EMBEDDING_CHECKS, freshness], chunk_chars, table),
+        asset_checks(assets.cluster_index, CLUSTER_CHECKS, chunk_chars, table),
     ]
 
 

@@ -12,11 +12,9 @@ Each collection gets its own prefixed assets (`<name>/rows` → `<name>/chunks` 
 embedding cache, the provider pool) and the alert sensor are the code location's, shared.
 """
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 
 import dagster as dg
 from pydantic import BaseModel, ConfigDict
@@ -25,12 +23,10 @@ from embed_assets.components.assets import collection_assets
 from embed_assets.components.checks import collection_checks
 from embed_assets.components.schedules import cluster_index_schedules
 from embed_assets.components.sensors import collection_sensors
+from embed_assets.lib.collections import Collection
 from embed_assets.lib.settings import Settings
-
-# A collection's name is an asset key part and part of SQL names: letters, digits, underscores.
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-# The source kinds this release implements, and what each fixes of a declaration.
-SOURCE_KINDS = {"repositories": {"key": "full_name", "time_column": "created_at"}}
+from embed_assets.lib.sources.base import SourceKind
+from embed_assets.lib.sources.repositories import REPOSITORIES
 
 # The settings of the build in progress (`build_definitions(settings)`); unset, the environment's,
 # read then: never at import, so that a developer's shell cannot leak into a test's definitions.
@@ -48,10 +44,6 @@ def building_with(settings: Settings) -> Iterator[None]:
         yield
     finally:
         _build_settings.reset(token)
-
-
-class DeclarationError(ValueError):
-    """A collection's declaration cannot be used; the message names the file and the field."""
 
 
 class CollectionSource(BaseModel):
@@ -73,34 +65,27 @@ class EmbeddingCollection(dg.Component, dg.Resolvable, dg.Model):
     group_by: str | None = None
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        self.validate_declaration(context.path / "defs.yaml")
-        return collection_definitions(self.name, build_settings())
-
-    def validate_declaration(self, path: Path) -> None:
-        def fail(field: str, problem: str) -> None:
-            raise DeclarationError(f"{path}: {field}: {problem}")
-
-        if not _NAME.match(self.name):
-            fail(
-                "name",
-                f"{self.name!r} is not a valid collection name (an asset key part: lower-case "
-                "letters, digits and underscores, starting with a letter, at most 41)",
-            )
-        fixed = SOURCE_KINDS.get(self.source.kind)
-        if fixed is None:
-            fail(
-                "source.kind",
-                f"unknown source kind {self.source.kind!r} (known: {', '.join(SOURCE_KINDS)})",
-            )
-        for field, value in fixed.items():
-            declared = getattr(self, field)
-            if declared is not None and declared != value:
-                fail(field, f"a {self.source.kind} collection's {field} is {value!r}")
+        settings = build_settings()
+        collection = Collection(
+            name=self.name,
+            source=self.source.model_dump(),
+            path=context.path / "defs.yaml",
+            key=self.key,
+            time_column=self.time_column,
+            text=self.text,
+            metadata=self.metadata,
+            group_by=self.group_by,
+        )
+        return collection_definitions(
+            self.name, settings, collection.source_kind(settings), collection.by_month
+        )
 
 
-def collection_definitions(name: str, settings: Settings) -> dg.Definitions:
+def collection_definitions(
+    name: str, settings: Settings, source: SourceKind = REPOSITORIES, by_month: bool = True
+) -> dg.Definitions:
     """A collection's assets, checks, sensor and schedules."""
-    assets = collection_assets(name, settings)
+    assets = collection_assets(name, settings, source, by_month)
     automation, full_recluster, weekly_recluster = cluster_index_schedules(assets)
     new_rows, daily, weekly = collection_sensors(assets)
     return dg.Definitions(

@@ -3,27 +3,14 @@ with no Python; bad declarations fail definition loading with the file and the f
 
 import dagster as dg
 import pytest
-import yaml
-from dagster.components.testing import create_defs_folder_sandbox
 
-from embed_assets.defs.resources import resources_from
 from embed_assets.lib.settings import Settings
+from embed_assets_tests.components.tables import declared, make_tickets, ticket_collection
 
 
-def load(attributes: dict, folder: str = "tickets") -> dg.Definitions:
-    with create_defs_folder_sandbox() as sandbox:
-        path = sandbox.defs_folder_path / folder
-        path.mkdir()
-        (path / "defs.yaml").write_text(
-            yaml.safe_dump({"type": "embed_assets.EmbeddingCollection", "attributes": attributes})
-        )
-        with sandbox.build_all_defs() as collections:
-            # A user's project gives the resources once, for all its collections.
-            defs = dg.Definitions.merge(
-                collections, dg.Definitions(resources=resources_from(Settings()))
-            )
-            dg.Definitions.validate_loadable(defs)
-            return defs
+def load(attributes: dict) -> dg.Definitions:
+    with declared(Settings.from_env(), attributes) as (defs, _):
+        return defs
 
 
 def failure(attributes: dict) -> str:
@@ -76,3 +63,34 @@ def test_a_key_the_source_kind_does_not_have_names_the_file_and_the_field():
 def test_an_unknown_attribute_fails_loading_and_is_named():
     message = failure({"name": "tickets", "source": {"kind": "repositories"}, "metdata": ["x"]})
     assert "metdata" in message and "tickets/defs.yaml" in message
+
+
+def test_a_table_collection_over_an_unknown_table_names_the_field(settings):
+    message = failure(ticket_collection(f"{settings.schema}_src.nowhere"))
+    assert f"tickets/defs.yaml: source.table: no table or view {settings.schema}_src.nowhere" in (
+        message
+    )
+
+
+def test_an_unknown_metadata_column_names_the_file_and_the_field(settings, store):
+    table = make_tickets(store, f"{settings.schema}_src", 3)
+    message = failure(ticket_collection(table, metadata=["customer", "severity"]))
+    assert f"tickets/defs.yaml: metadata: {table} has no column 'severity'" in message
+
+
+def test_a_template_naming_a_missing_column_names_the_file_and_the_field(settings, store):
+    table = make_tickets(store, f"{settings.schema}_src", 3)
+    message = failure(ticket_collection(table, text="{subject}\n\n{description}"))
+    assert (
+        f"tickets/defs.yaml: text: {table} has no column 'description' (the template names it)"
+        in message
+    )
+
+
+def test_a_key_that_is_not_unique_names_the_file_and_the_field(settings, store):
+    table = make_tickets(store, f"{settings.schema}_src", 3)
+    message = failure(ticket_collection(table, key="customer"))
+    assert (
+        f"tickets/defs.yaml: key: (customer) is not unique in {table}: no primary key or "
+        "unique index on it" in message
+    )

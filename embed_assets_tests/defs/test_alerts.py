@@ -139,7 +139,7 @@ def failing_check_run(settings, store, instance):
             source_row("acme/two", "second", when="2020-05-20"),
         ]
     )
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
     space = store.active_space()

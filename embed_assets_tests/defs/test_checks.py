@@ -48,7 +48,7 @@ def seed(store, settings):
             source_row("acme/three", "third", when="2020-06-09"),
         ]
     )
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
 

@@ -32,7 +32,7 @@ def sample_rows(n: int, seed: int = 1) -> list[tuple]:
 
 def index(store, full: bool = False) -> dict:
     provider = OfflineHashingProvider(dimensions=384)
-    for step in (pipeline.sync_repositories, pipeline.sync_chunks, pipeline.sync_embeddings):
+    for step in (pipeline.sync_rows, pipeline.sync_chunks, pipeline.sync_embeddings):
         args = {pipeline.sync_chunks: (400, 80), pipeline.sync_embeddings: (provider,)}.get(
             step, ()
         )

@@ -26,7 +26,7 @@ CLUSTER_CHECKS = [
 def embed(store, rows=None) -> dict:
     if rows is not None:
         store.upsert_source(rows)
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 1500, 200)
     return pipeline.sync_embeddings(store, *ALL_TIME, OfflineHashingProvider(dimensions=384))
 

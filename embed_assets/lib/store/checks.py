@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
+from psycopg import sql
 
 from embed_assets.lib.store.base import Space, StoreBase, _vectors
 from embed_assets.lib.store.repositories import NAME_PATTERN
@@ -81,13 +82,15 @@ class CheckQueries(StoreBase):
         )
 
     def check_unchunked_repositories(self, start: datetime, end: datetime, limit: int) -> dict:
+        """Rows (of any source kind) of the window with no chunk."""
         return self._violations(
-            "SELECT 'unchunked' AS kind, r.full_name AS id, r.row_time FROM {repositories} r "
+            "SELECT 'unchunked' AS kind, {key} AS id, r.row_time FROM {rows} r "
             "WHERE r.row_time >= %(start)s AND r.row_time < %(end)s "
-            "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.key = r.full_name)",
+            "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.key = {key})",
             {"start": start, "end": end},
             limit,
-            repositories=self.t("repositories"),
+            rows=self.rows,
+            key=sql.Identifier("r", self.rows_key),
             chunks=self.t("chunks"),
         )
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from psycopg import sql
+
 from embed_assets.lib.store.base import StoreBase
 
 CHUNK_COLUMNS = (
@@ -32,11 +34,11 @@ class RowQueries(StoreBase):
 
     # -- chunks ------------------------------------------------------------------------------
     def write_chunks(
-        self, start: datetime, end: datetime, full_names: Sequence[str], rows: Sequence[Sequence]
+        self, start: datetime, end: datetime, keys: Sequence[str], rows: Sequence[Sequence]
     ) -> dict[str, int]:
-        """In one transaction: upsert the chunks of `full_names` (CHUNK_COLUMNS order), delete
+        """In one transaction: upsert the chunks of the rows `keys` (CHUNK_COLUMNS order), delete
         their chunks that no longer exist (shorter text), and delete chunks of [start, end) whose
-        repository is gone from the window. `updated` counts chunks whose text changed."""
+        row is gone from the window. `updated` counts chunks whose text changed."""
         with self.transaction():
             self._stage("chunks", CHUNK_COLUMNS, rows)
             updated = self.execute(
@@ -53,15 +55,16 @@ class RowQueries(StoreBase):
                     "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
                     chunks=self.t("chunks"),
                 ),
-                (list(full_names),),
+                (list(keys),),
             ).rowcount
             deleted += self.execute(
                 self._sql(
                     "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s AND c.row_time < %(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {repositories} r WHERE r.full_name = c.key "
+                    "AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE {rows_key} = c.key "
                     "  AND r.row_time = c.row_time)",
                     chunks=self.t("chunks"),
-                    repositories=self.t("repositories"),
+                    rows=self.rows,
+                    rows_key=sql.Identifier("r", self.rows_key),
                 ),
                 {"start": start, "end": end},
             ).rowcount

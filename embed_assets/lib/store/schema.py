@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from psycopg import sql
 
 from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
@@ -39,58 +41,86 @@ class SchemaQueries(StoreBase):
                     f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
                     "(HNSW indexes): ALTER EXTENSION vector UPDATE"
                 )
-            self._upgrade_from_v7()
-            had_trigger = self._has_change_triggers()
-            self.execute(
-                self._sql(
-                    _SCHEMA_DDL,
-                    schema=sql.Identifier(self.schema),
-                    source=self.source,
-                    changes=self.t("source_changes"),
-                    repositories=self.t("repositories"),
-                    rejected=self.t("rejected_rows"),
-                    chunks=self.t("chunks"),
-                    spaces=self.t("spaces"),
-                    cursors=self.t("cursors"),
-                    failures=self.t("embedding_failures"),
-                    cache=self.t("embedding_cache"),
-                    counters=self.t("cache_counters"),
-                    clusters=self.t("clusters"),
-                    members=self.t("cluster_members"),
-                    resolutions=self.t("cluster_resolutions"),
-                    meta=self.t("cluster_meta"),
-                    etags=self.t("github_etags"),
-                )
-            )
-            self.execute(
-                self._sql(
-                    _TRIGGER_DDL,
-                    source=self.source,
-                    changes=self.t("source_changes"),
-                    log_insert=self.t("log_source_insert"),
-                    log_update=self.t("log_source_update"),
-                    log_delete=self.t("log_source_delete"),
-                    set_hash=self.t("set_source_row_hash"),
-                    text_old=_row_of("o", TEXT_COLUMNS),
-                    text_new=_row_of("n", TEXT_COLUMNS),
-                )
-            )
-            if not had_trigger:
-                # A source table filled before the triggers existed: hash and log what it holds.
-                self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
-                self.execute(
-                    self._sql(
-                        "INSERT INTO {changes} (key, row_time, op) "
-                        "SELECT full_name, created_at, 'insert' FROM {source}",
-                        changes=self.t("source_changes"),
-                        source=self.source,
-                    )
-                )
+            if self.table_spec is None:
+                self._install_repositories()
+            else:
+                self._install_table()
             self.execute(
                 sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-                    sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)
+                    sql.Identifier(self.schema), sql.Literal(self._mark())
                 )
             )
+
+    def _install_repositories(self) -> None:
+        self._upgrade_from_v7()
+        had_trigger = self._has_change_triggers()
+        self.execute(
+            self._sql(
+                _GENERIC_DDL + _SHARED_DDL + _REPOSITORIES_DDL,
+                **self._generic_tables(),
+                source=self.source,
+                repositories=self.t("repositories"),
+                rejected=self.t("rejected_rows"),
+                etags=self.t("github_etags"),
+            )
+        )
+        self.execute(
+            self._sql(
+                _TRIGGER_DDL,
+                source=self.source,
+                changes=self.t("source_changes"),
+                log_insert=self.t("log_source_insert"),
+                log_update=self.t("log_source_update"),
+                log_delete=self.t("log_source_delete"),
+                set_hash=self.t("set_source_row_hash"),
+                text_old=_row_of("o", TEXT_COLUMNS),
+                text_new=_row_of("n", TEXT_COLUMNS),
+            )
+        )
+        if not had_trigger:
+            # A source table filled before the triggers existed: hash and log what it holds.
+            self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
+            self.execute(
+                self._sql(
+                    "INSERT INTO {changes} (key, row_time, op) "
+                    "SELECT full_name, created_at, 'insert' FROM {source}",
+                    changes=self.t("source_changes"),
+                    source=self.source,
+                )
+            )
+
+    def _install_table(self) -> None:
+        spec = self.table_spec
+        self.execute(self._sql(_GENERIC_DDL + _SHARED_DDL, **self._generic_tables()))
+        had_triggers = self.has_table_triggers(spec)
+        self.install_table_source(spec)
+        if spec.triggers and not had_triggers:
+            self.log_every_table_row(spec)
+
+    def _generic_tables(self) -> dict[str, sql.Composable]:
+        return {
+            "schema": sql.Identifier(self.schema),
+            "shared_schema": sql.Identifier(self.settings.schema),
+            "changes": self.t("source_changes"),
+            "chunks": self.t("chunks"),
+            "spaces": self.t("spaces"),
+            "cursors": self.t("cursors"),
+            "failures": self.t("embedding_failures"),
+            "cache": self.shared("embedding_cache"),
+            "counters": self.shared("cache_counters"),
+            "clusters": self.t("clusters"),
+            "members": self.t("cluster_members"),
+            "resolutions": self.t("cluster_resolutions"),
+            "meta": self.t("cluster_meta"),
+        }
+
+    def _mark(self) -> str:
+        """The schema's version, and for a table collection what its triggers watch: another
+        declaration (other columns read) installs them again."""
+        if self.table_spec is None:
+            return SCHEMA_MARK
+        digest = hashlib.sha1(repr(self.table_spec).encode()).hexdigest()[:12]
+        return f"{SCHEMA_MARK} table {digest}"
 
     def _upgrade_from_v7(self) -> None:
         """In place, inside the schema transaction: renames only, so vectors, the cache and
@@ -118,7 +148,11 @@ class SchemaQueries(StoreBase):
         mark = self.execute(
             "SELECT obj_description(to_regnamespace(%s), 'pg_namespace')", (self.schema,)
         ).fetchone()[0]
-        return mark == SCHEMA_MARK and self._has_change_triggers()
+        if mark != self._mark():
+            return False
+        if self.table_spec is None:
+            return self._has_change_triggers()
+        return not self.table_spec.triggers or self.has_table_triggers(self.table_spec)
 
     def _has_change_triggers(self) -> bool:
         return (
@@ -139,48 +173,15 @@ class SchemaQueries(StoreBase):
             _ensured.clear()
 
 
-_SCHEMA_DDL = """
+# Every collection's own tables, in its schema.
+_GENERIC_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
-CREATE TABLE IF NOT EXISTS {source} (
-    full_name text PRIMARY KEY,
-    description text,
-    language text,
-    stars bigint,
-    topics text[] NOT NULL DEFAULT '{{}}',
-    url text,
-    readme text,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    row_hash text
-);
-CREATE INDEX IF NOT EXISTS source_created_at ON {source} (created_at);
 CREATE TABLE IF NOT EXISTS {changes} (
     id bigserial PRIMARY KEY,
     key text NOT NULL,
     row_time timestamptz NOT NULL,
     op text NOT NULL,
     logged_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS {repositories} (
-    full_name text PRIMARY KEY,
-    description text,
-    language text,
-    stars bigint,
-    topics text[] NOT NULL,
-    url text NOT NULL,
-    readme text,
-    row_time timestamptz NOT NULL,
-    source_hash text NOT NULL,
-    text_hash text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS repositories_row_time ON {repositories} (row_time);
-CREATE TABLE IF NOT EXISTS {rejected} (
-    full_name text PRIMARY KEY,
-    row_time timestamptz NOT NULL,
-    source_hash text NOT NULL,
-    reason text NOT NULL,
-    rejected_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS {chunks} (
     chunk_id text PRIMARY KEY,
@@ -212,21 +213,6 @@ CREATE TABLE IF NOT EXISTS {failures} (
     failed_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (space, chunk_id)
 );
-CREATE TABLE IF NOT EXISTS {cache} (
-    model text NOT NULL,
-    dimensions integer NOT NULL,
-    content_hash text NOT NULL,
-    embedding vector NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    used_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (model, dimensions, content_hash)
-);
-CREATE INDEX IF NOT EXISTS embedding_cache_used_at ON {cache} (used_at);
-CREATE TABLE IF NOT EXISTS {counters} (
-    hits bigint NOT NULL DEFAULT 0,
-    misses bigint NOT NULL DEFAULT 0
-);
-INSERT INTO {counters} SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {counters});
 CREATE TABLE IF NOT EXISTS {clusters} (
     space text NOT NULL,
     cluster_id bigint NOT NULL,
@@ -267,6 +253,64 @@ CREATE TABLE IF NOT EXISTS {cursors} (
     position bigint NOT NULL
 );
 ALTER TABLE {cursors} ADD COLUMN IF NOT EXISTS state text;
+"""
+
+# The embedding cache every collection shares, in the settings' schema.
+_SHARED_DDL = """
+CREATE SCHEMA IF NOT EXISTS {shared_schema};
+CREATE TABLE IF NOT EXISTS {cache} (
+    model text NOT NULL,
+    dimensions integer NOT NULL,
+    content_hash text NOT NULL,
+    embedding vector NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    used_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, dimensions, content_hash)
+);
+CREATE INDEX IF NOT EXISTS embedding_cache_used_at ON {cache} (used_at);
+CREATE TABLE IF NOT EXISTS {counters} (
+    hits bigint NOT NULL DEFAULT 0,
+    misses bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {counters} SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {counters});
+"""
+
+# The repositories source kind's tables (its triggers: _TRIGGER_DDL).
+_REPOSITORIES_DDL = """
+CREATE TABLE IF NOT EXISTS {source} (
+    full_name text PRIMARY KEY,
+    description text,
+    language text,
+    stars bigint,
+    topics text[] NOT NULL DEFAULT '{{}}',
+    url text,
+    readme text,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    row_hash text
+);
+CREATE INDEX IF NOT EXISTS source_created_at ON {source} (created_at);
+CREATE TABLE IF NOT EXISTS {repositories} (
+    full_name text PRIMARY KEY,
+    description text,
+    language text,
+    stars bigint,
+    topics text[] NOT NULL,
+    url text NOT NULL,
+    readme text,
+    row_time timestamptz NOT NULL,
+    source_hash text NOT NULL,
+    text_hash text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS repositories_row_time ON {repositories} (row_time);
+CREATE TABLE IF NOT EXISTS {rejected} (
+    full_name text PRIMARY KEY,
+    row_time timestamptz NOT NULL,
+    source_hash text NOT NULL,
+    reason text NOT NULL,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS {etags} (
     url text PRIMARY KEY,
     etag text NOT NULL,
