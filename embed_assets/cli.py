@@ -32,7 +32,7 @@ from embed_assets.lib.sources.loader import (
     read_source_file,
     upsert_rows,
 )
-from embed_assets.lib.store import StoreError, open_store
+from embed_assets.lib.store import StoreError, catalog_store, open_store
 
 REJECTS_SHOWN = 20
 
@@ -411,6 +411,21 @@ def cmd_cache(settings: Settings, args) -> int:
     return 0
 
 
+def cmd_db_sql(settings: Settings, args) -> int:
+    """Plain SQL against the project's database (the embedded one needs no client), as any
+    writer of a source table would send it: the change triggers see it like any other."""
+    with catalog_store(database_url(settings), settings) as store:
+        cursor = store.execute(args.statements)
+        rows = cursor.fetchall() if cursor.description else []
+    _emit(
+        [list(row) for row in rows] if rows else {"rows": cursor.rowcount},
+        args.json,
+        "\n".join(" | ".join(map(str, row)) for row in rows)
+        or (f"{cursor.rowcount} rows" if cursor.rowcount >= 0 else "done"),
+    )
+    return 0
+
+
 def cmd_db_stop(settings: Settings, args) -> int:
     stopped = stop_embedded(settings.home)
     print(
@@ -567,6 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the embedded PostgreSQL")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("stop", help="stop the embedded server").set_defaults(run=cmd_db_stop)
+    db_sql = db_commands.add_parser("sql", help="run SQL statements against the database")
+    db_sql.add_argument("statements", help="one or more statements, `;` between them")
+    db_sql.set_defaults(run=cmd_db_sql)
 
     for sub in (load, sync, status, search_parser, clusters):
         sub.add_argument(
@@ -586,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
         show,
         remove,
         resolve,
+        db_sql,
         spaces,
         activate,
         drop,

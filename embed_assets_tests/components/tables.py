@@ -65,12 +65,18 @@ def ticket_collection(table: str, **overrides) -> dict:
 def declared(settings, attributes: dict, folder: str = "tickets"):
     """(definitions, project root) of a user's project declaring `attributes` in
     `<folder>/defs.yaml`, with the resources it gives once for all its collections."""
+    document = {"type": "embed_assets.EmbeddingCollection", "attributes": attributes}
+    with declared_yaml(settings, yaml.safe_dump(document), folder) as declared_defs:
+        yield declared_defs
+
+
+@contextmanager
+def declared_yaml(settings, text: str, folder: str):
+    """The same, for a `defs.yaml` given as text."""
     with create_defs_folder_sandbox() as sandbox:
         path = sandbox.defs_folder_path / folder
         path.mkdir()
-        (path / "defs.yaml").write_text(
-            yaml.safe_dump({"type": "embed_assets.EmbeddingCollection", "attributes": attributes})
-        )
+        (path / "defs.yaml").write_text(text)
         with sandbox.build_all_defs() as collections:
             defs = dg.Definitions.merge(
                 collections, dg.Definitions(resources=resources_from(settings))

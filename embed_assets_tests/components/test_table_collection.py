@@ -11,9 +11,9 @@ from embed_assets_tests.components.tables import declared, make_tickets, ticket_
 PARTITIONED = [dg.AssetKey(["tickets", a]) for a in ("rows", "chunks", "embeddings")]
 
 
-def tick_and_run(defs, instance, cursor=None):
+def tick_and_run(defs, instance, cursor=None, collection="tickets"):
     """One sensor tick, and its runs executed as the daemon would; (new cursor, the runs)."""
-    sensor = defs.resolve_sensor_def("tickets_new_source_rows")
+    sensor = defs.resolve_sensor_def(f"{collection}_new_source_rows")
     with dg.build_sensor_context(
         instance_ref=instance.get_ref(),
         cursor=cursor,
@@ -23,7 +23,11 @@ def tick_and_run(defs, instance, cursor=None):
     job = defs.resolve_implicit_global_asset_job_def()
     runs = [
         job.execute_in_process(
-            instance=instance, tags=dict(request.tags), asset_selection=PARTITIONED
+            instance=instance,
+            tags=dict(request.tags),
+            asset_selection=[
+                dg.AssetKey([collection, a]) for a in ("rows", "chunks", "embeddings")
+            ],
         )
         for request in result.run_requests or []
     ]
@@ -31,9 +35,9 @@ def tick_and_run(defs, instance, cursor=None):
     return result.cursor, runs
 
 
-def metadata(runs, asset: str, name: str) -> int:
+def metadata(runs, asset: str, name: str, collection: str = "tickets") -> int:
     return sum(
-        run.asset_materializations_for_node(f"tickets__{asset}")[0].metadata[name].value
+        run.asset_materializations_for_node(f"{collection}__{asset}")[0].metadata[name].value
         for run in runs
     )
 
