@@ -89,10 +89,48 @@ def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
         assert {tuple(h["metadata"].values()) for h in refreshed} == {("acme", "high")}
         grouped = run_json(capsys, [*search[:4], "--group", "globex", "--json"])
         assert grouped and {h["metadata"]["customer"] for h in grouped} == {"globex"}
+        # Clusters are formed per customer: every cluster's members share theirs.
+        job = defs.resolve_implicit_global_asset_job_def()
+        clustered = job.execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(["support_tickets", "cluster_index"])]
+        )
+        assert clustered.success
+        customer = dict(
+            run_json(
+                capsys,
+                ["db", "sql", f"SELECT id::text, customer FROM {schema}.support_tickets", "--json"],
+            )
+        )
+        clusters = run_json(
+            capsys, ["clusters", "--collection", "support_tickets", "--members", "5000", "--json"]
+        )
+        assert sum(c["size"] for c in clusters) == 3000
+        assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
+        assert {customer[c["members"][0]] for c in clusters} == {"acme", "globex", "initech"}
+        # An acme ticket with the very text of globex's joins an acme cluster (incrementally).
+        twin = (
+            f"INSERT INTO {schema}.support_tickets VALUES (6000, 'refund', "
+            "'please refund the duplicate charge', 'acme', 'low', '2024-03-03')"
+        )
+        assert main(["db", "sql", twin]) == 0
+        cursor, runs = tick_and_run(defs, instance, cursor, collection="support_tickets")
+        incremental = job.execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey(["support_tickets", "cluster_index"])]
+        )
+        assert (
+            not incremental.asset_materializations_for_node("support_tickets__cluster_index")[0]
+            .metadata["full"]
+            .value
+        )
+        customer["6000"] = "acme"
+        capsys.readouterr()
+        clusters = run_json(
+            capsys, ["clusters", "--collection", "support_tickets", "--members", "5000", "--json"]
+        )
+        assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
+        [of_twin] = [c for c in clusters if "6000" in c["members"]]
+        assert "5000" not in of_twin["members"]
         [collection] = run_json(capsys, listing)
         assert collection["name"] == "support_tickets"
-        assert (collection["rows"], collection["embeddings"], collection["pending"]) == (
-            3000,
-            3000,
-            0,
-        )
+        rows = (collection["rows"], collection["embeddings"], collection["pending"])
+        assert rows == (3001, 3001, 0)

@@ -369,3 +369,29 @@ class ClusterQueries(StoreBase):
                 (space.name, cluster_id, note),
             )
         return bool(exists)
+
+    # -- groups (a table collection's group_by) -----------------------------------------------
+    def row_groups(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """The group of each of these rows."""
+        return dict(
+            self.execute(
+                self._sql(
+                    "SELECT key, group_key FROM {rows} WHERE key = ANY(%s)", rows=self.t("rows")
+                ),
+                (list(keys),),
+            ).fetchall()
+        )
+
+    def cluster_groups(self, space: Space) -> dict[int, str | None]:
+        """The group of each cluster: its members' (one, since clusters stay in their group)."""
+        return dict(
+            self.execute(
+                self._sql(
+                    "SELECT DISTINCT ON (m.cluster_id) m.cluster_id, r.group_key FROM {members} m "
+                    "JOIN {rows} r USING (key) WHERE m.space = %s AND m.cluster_id IS NOT NULL",
+                    members=self.t("cluster_members"),
+                    rows=self.t("rows"),
+                ),
+                (space.name,),
+            ).fetchall()
+        )
