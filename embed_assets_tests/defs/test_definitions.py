@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
 from embed_assets.components.assets import monthly_partitions
@@ -39,3 +44,17 @@ def test_database_url_reaches_the_resource_as_an_env_var_not_a_value(monkeypatch
 
     resources = build_definitions(Settings.from_env()).resources
     assert "secret" not in repr(resources["database"])
+
+
+def test_dg_check_defs_validates_the_collections_and_loads_the_code_location():
+    root = Path(__file__).resolve().parents[2]
+    checked = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])},
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "All component YAML validated successfully" in checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr
