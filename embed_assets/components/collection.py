@@ -3,9 +3,17 @@
 ```yaml
 type: embed_assets.EmbeddingCollection
 attributes:
-  name: repositories
-  source: {kind: repositories}
+  name: support_tickets
+  source: {kind: table, table: public.support_tickets}   # or {kind: repositories}
+  key: id                                                # a column, or a list of columns
+  time_column: created_at                                # omit for no partitions
+  text: "{subject}\n\n{body}"
+  metadata: [customer, priority]
+  group_by: customer
 ```
+
+The declaration is checked when definitions are built (`embed_assets.lib.collections`), against
+the database for a table, with errors naming the file and the field.
 
 Each collection gets its own prefixed assets (`<name>/rows` → `<name>/chunks` →
 `<name>/embeddings` → `<name>/cluster_index`), checks, sensor and schedules; the resources (the
