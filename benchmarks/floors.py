@@ -100,10 +100,12 @@ def index_floor(url: str, vectors, repeat: int) -> tuple[list[float], list[float
 def dagster_floor(repeat: int) -> dict[str, list[float]]:
     import dagster as dg
 
-    from embed_assets.defs.assets import monthly
-    from embed_assets.defs.sensors import range_tags
+    from embed_assets.components.assets import monthly_partitions
+    from embed_assets.components.sensors import range_tags
     from embed_assets.instance import project_instance
     from embed_assets.lib.settings import Settings
+
+    monthly = monthly_partitions(Settings.from_env())
 
     def asset(name: str, deps: list):
         @dg.asset(

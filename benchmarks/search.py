@@ -181,7 +181,8 @@ def main() -> int:
     from embed_assets.instance import project_instance
 
     with project_instance(settings) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("embeddings"))
+        key = dg.AssetKey(["repositories", "embeddings"])  # the repositories collection's
+        event = instance.get_latest_materialization_event(key)
         metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
     print(
         f"embeddings, last materialisation: {metadata['dagster/row_count']:,} vectors; "

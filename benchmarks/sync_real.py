@@ -108,7 +108,8 @@ def embeddings_metadata(env: dict) -> dict:
     from embed_assets.lib.settings import Settings
 
     with project_instance(Settings.from_env(env)) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("embeddings"))
+        key = dg.AssetKey(["repositories", "embeddings"])  # the repositories collection's
+        event = instance.get_latest_materialization_event(key)
         return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 

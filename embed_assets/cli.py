@@ -13,6 +13,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from embed_assets.lib.clusters.index import refresh_clusters
+from embed_assets.lib.collections import (
+    Collection,
+    CollectionError,
+    choose_collection,
+    declared_collections,
+)
 from embed_assets.lib.database import database_url, redact, stop_embedded
 from embed_assets.lib.search import search
 from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings
@@ -26,7 +32,7 @@ from embed_assets.lib.sources.loader import (
     read_source_file,
     upsert_rows,
 )
-from embed_assets.lib.store import StoreError, open_store
+from embed_assets.lib.store import StoreError, catalog_store, open_store
 
 REJECTS_SHOWN = 20
 
@@ -120,8 +126,24 @@ def _load_github(settings: Settings, args, began: float) -> int:
     return 0
 
 
+def _collection(args) -> Collection:
+    """The collection the command names (`--collection`), or the project's only one."""
+    return choose_collection(getattr(args, "collection", None))
+
+
+def _open(settings: Settings, collection: Collection):
+    """The store of a collection."""
+    table = collection.source_kind(settings).table_spec
+    return open_store(database_url(settings), settings, table)
+
+
 def cmd_load(settings: Settings, args) -> int:
     began = time.perf_counter()
+    if _collection(args).source.get("kind") != "repositories":
+        return _load_error(
+            f"--collection: {args.collection} reads its own table; load fills the repositories "
+            "source table"
+        )
     if args.github is not None or args.github_starred is not None:
         return _load_github(settings, args, began)
     if args.since or args.until:
@@ -147,35 +169,36 @@ def cmd_load(settings: Settings, args) -> int:
     return 0
 
 
-def _sync(settings: Settings, clusters: bool = True) -> dict:
+def _sync(settings: Settings, collection: Collection, clusters: bool = True) -> dict:
     from embed_assets.instance import project_instance
-    from embed_assets.sync import sync
+    from embed_assets.sync import Target, sync
 
     with project_instance(settings) as instance:
-        return sync(settings, instance, clusters=clusters, progress=_progress)
+        target = Target.of(collection, settings)
+        return sync(settings, instance, clusters=clusters, progress=_progress, target=target)
 
 
 def cmd_sync(settings: Settings, args) -> int:
-    report = _sync(settings, clusters=not args.skip_clusters)
+    report = _sync(settings, _collection(args), clusters=not args.skip_clusters)
     _emit(report, args.json, "synced: " + ", ".join(f"{k} {v}" for k, v in report.items()))
     return 0
 
 
-def _status(settings: Settings) -> dict:
-    with open_store(database_url(settings), settings) as store:
+def _status(settings: Settings, collection: Collection) -> dict:
+    with _open(settings, collection) as store:
         return store.status(store.active_space())
 
 
 def cmd_status(settings: Settings, args) -> int:
-    from embed_assets.definitions import build_definitions
-    from embed_assets.defs.checks import latest_results
+    from embed_assets.components.checks import latest_results
     from embed_assets.instance import project_instance
+    from embed_assets.sync import Target
 
-    status = _status(settings)
+    collection = _collection(args)
+    status = _status(settings, collection)
+    definitions = Target.of(collection, settings).definitions(settings)
     with project_instance(settings) as instance:  # the latest result of every asset check
-        checks = latest_results(
-            instance, build_definitions(settings).resolve_asset_graph().asset_check_keys
-        )
+        checks = latest_results(instance, definitions.resolve_asset_graph().asset_check_keys)
     human = (
         [f"{k:>13}  {v:,}" for k, v in status.items()]
         + ["", "checks"]
@@ -194,13 +217,48 @@ def _show_hits(hits: list[dict]) -> str:
     lines = []
     for hit in hits:
         first_line = hit["text"].split("\n", 2)[1] if "\n" in hit["text"] else ""
-        lines.append(f"{hit['score']:.3f}  {hit['full_name']:<45} {first_line[:70]}")
+        lines.append(f"{hit['score']:.3f}  {hit['key']:<45} {first_line[:70]}")
     return "\n".join(lines) or "no results"
+
+
+def cmd_collections(settings: Settings, args) -> int:
+    """The declared collections with their counts."""
+    listed = []
+    for collection in declared_collections():
+        status = _status(settings, collection)
+        listed.append(
+            {"name": collection.name, "source": collection.source}
+            | {k: status[k] for k in ("rows", "chunks", "embeddings", "pending")}
+        )
+    human = [
+        f"{c['name']:<20} {c['source'].get('kind', '?'):<13} rows {c['rows']:,}  chunks "
+        f"{c['chunks']:,}  embeddings {c['embeddings']:,}  pending {c['pending']:,}"
+        for c in listed
+    ]
+    _emit(listed, args.json, "\n".join(human) or "no collections declared")
+    return 0
+
+
+def _where(pairs: Sequence[str]) -> dict[str, str]:
+    where = {}
+    for pair in pairs:
+        column, equals, value = pair.partition("=")
+        if not equals or not column:
+            raise CollectionError(f"--where: expected COLUMN=VALUE, got {pair!r}")
+        where[column] = value
+    return where
 
 
 def cmd_search(settings: Settings, args) -> int:
     hits = search(
-        args.query, args.k, language=args.language, min_stars=args.min_stars, settings=settings
+        args.query,
+        args.k,
+        collection=args.collection,
+        where=_where(args.where or []),
+        group=args.group,
+        language=args.language,
+        min_stars=args.min_stars,
+        settings=settings,
     )
     _emit(hits, args.json, _show_hits(hits))
     return 0
@@ -220,10 +278,11 @@ def cmd_demo(settings: Settings, args) -> int:
     loaded = load_rows(settings, rows)
     _progress("loaded: " + ", ".join(f"{k} {v:,}" for k, v in loaded.items()))
     _progress("syncing (one Dagster run over the changed partitions)...")
-    report = _sync(settings)
+    collection = _collection(args)
+    report = _sync(settings, collection)
     _progress("synced: " + ", ".join(f"{k} {v}" for k, v in report.items()))
     print("\nstatus")
-    print("\n".join(f"  {k:>13}  {v:,}" for k, v in _status(settings).items()))
+    print("\n".join(f"  {k:>13}  {v:,}" for k, v in _status(settings, collection).items()))
     for query in args.query or ["vector database for similarity search", "3d game engine"]:
         print(f"\nsearch: {query!r}")
         print(_show_hits(search(query, 5, settings=settings)))
@@ -250,7 +309,7 @@ def _cluster_json(cluster: dict) -> dict:
 
 
 def cmd_clusters(settings: Settings, args) -> int:
-    with open_store(database_url(settings), settings) as store:
+    with _open(settings, _collection(args)) as store:
         space = _active_space(store)
         action = args.clusters_command
         if action == "remove":
@@ -286,7 +345,7 @@ def cmd_clusters(settings: Settings, args) -> int:
                 f"cluster {cluster['cluster_id']}: {cluster['label']} ({cluster['size']} members)"
             ]
             human += [
-                f"  {m['similarity']:.3f}  {m['full_name']}"
+                f"  {m['similarity']:.3f}  {m['key']}"
                 + (
                     f"  near-duplicate of {', '.join(m['near_duplicate_of'])}"
                     if m["near_duplicate_of"]
@@ -349,6 +408,21 @@ def cmd_cache(settings: Settings, args) -> int:
             return 0
         stats = store.cache_stats()
     _emit(stats, args.json, "\n".join(f"{k:>9}  {v:,}" for k, v in stats.items()))
+    return 0
+
+
+def cmd_db_sql(settings: Settings, args) -> int:
+    """Plain SQL against the project's database (the embedded one needs no client), as any
+    writer of a source table would send it: the change triggers see it like any other."""
+    with catalog_store(database_url(settings), settings) as store:
+        cursor = store.execute(args.statements)
+        rows = cursor.fetchall() if cursor.description else []
+    _emit(
+        [list(row) for row in rows] if rows else {"rows": cursor.rowcount},
+        args.json,
+        "\n".join(" | ".join(map(str, row)) for row in rows)
+        or (f"{cursor.rowcount} rows" if cursor.rowcount >= 0 else "done"),
+    )
     return 0
 
 
@@ -427,9 +501,21 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="row counts and pending chunks")
     status.set_defaults(run=cmd_status)
 
+    collections = commands.add_parser(
+        "collections", help="the collections the project declares, with their counts"
+    )
+    collections.set_defaults(run=cmd_collections)
+
     search_parser = commands.add_parser("search", help="similarity search over the embeddings")
     search_parser.add_argument("query")
     search_parser.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search_parser.add_argument(
+        "--where",
+        action="append",
+        metavar="COLUMN=VALUE",
+        help="only rows whose metadata column has this value (repeatable: all of them)",
+    )
+    search_parser.add_argument("--group", help="only rows of this group (the group_by column)")
     search_parser.add_argument("--language", help="only repositories in this language")
     search_parser.add_argument(
         "--min-stars", type=int, help="only repositories with this many stars"
@@ -496,11 +582,20 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="the embedded PostgreSQL")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("stop", help="stop the embedded server").set_defaults(run=cmd_db_stop)
+    db_sql = db_commands.add_parser("sql", help="run SQL statements against the database")
+    db_sql.add_argument("statements", help="one or more statements, `;` between them")
+    db_sql.set_defaults(run=cmd_db_sql)
 
+    for sub in (load, sync, status, search_parser, clusters):
+        sub.add_argument(
+            "--collection",
+            help="the collection (a defs.yaml of the project); the default when there is one",
+        )
     for sub in (
         load,
         sync,
         status,
+        collections,
         search_parser,
         demo,
         cache_stats,
@@ -509,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
         show,
         remove,
         resolve,
+        db_sql,
         spaces,
         activate,
         drop,
@@ -525,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json = False
     try:
         return args.run(Settings.from_env(), args)
-    except (SettingError, LoaderError, StoreError) as error:
+    except (SettingError, LoaderError, StoreError, CollectionError) as error:
         print(f"embed-assets: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001 - the sync's run failure and the like, said plainly

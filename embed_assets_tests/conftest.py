@@ -5,6 +5,7 @@ import uuid
 import warnings
 
 import pytest
+from psycopg import sql
 
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import open_store
@@ -56,6 +57,11 @@ def settings(database_url, request, monkeypatch, tmp_path) -> Settings:
     yield current
     with open_store(database_url, current) as store:
         store.drop_schema()
+        # A table collection's own schema, and the test's source tables, are named after it.
+        for (name,) in store.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (schema + "_",)
+        ).fetchall():
+            store.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture

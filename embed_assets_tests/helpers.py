@@ -2,12 +2,25 @@
 
 from datetime import UTC, datetime
 
+import dagster as dg
 import numpy as np
 
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.store import SOURCE_COLUMNS
 
 ALL_TIME = (datetime(2008, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+COLLECTION = "repositories"  # the code location's collection
+
+
+def asset_key(asset: str) -> dg.AssetKey:
+    """The key of the repositories collection's `asset` (rows, chunks, embeddings,
+    cluster_index)."""
+    return dg.AssetKey([COLLECTION, asset])
+
+
+def node(asset: str) -> str:
+    """The name of that asset's step (what `asset_materializations_for_node` takes)."""
+    return asset_key(asset).to_python_identifier()
 
 
 def source_row(

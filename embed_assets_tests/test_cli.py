@@ -55,6 +55,7 @@ def test_sync_status_search_and_a_second_sync_that_does_nothing(settings, tmp_pa
     assert status == {
         "source_rows": 3,
         "repositories": 3,
+        "rows": 3,
         "chunks": 3,
         "embeddings": 3,
         "pending": 0,
@@ -63,7 +64,8 @@ def test_sync_status_search_and_a_second_sync_that_does_nothing(settings, tmp_pa
     hits = run_json(capsys, "search", "vector similarity search in postgres", "-k", "2")
     assert [h["full_name"] for h in hits][0] == "pgvector/pgvector"
     assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"]
-    assert set(hits[0]) == {"full_name", "score", "text"}
+    assert set(hits[0]) == {"key", "full_name", "score", "text", "metadata"}
+    assert hits[0]["metadata"] == {"language": "C", "stars": 9000}
 
     again = run_json(capsys, "sync")
     assert again["embedded"] == 0 and again["partitions"] == 0 and again["unchanged"] == 3
@@ -146,3 +148,35 @@ def test_python_search_api(settings, tmp_path, capsys):
     assert embed_assets.search("game engine", k=3, language="C") == [
         h for h in embed_assets.search("game engine", k=3) if h["full_name"] == "pgvector/pgvector"
     ]
+
+
+def test_collections_lists_the_declared_ones_with_their_counts(settings, capsys):
+    loaded = run_json(capsys, "load", "--time-column", "snapshot_date", str(_csv(settings)))
+    assert loaded["inserted"] == 3
+    assert run_json(capsys, "sync", "--collection", "repositories")["embedded"] == 3
+    assert run_json(capsys, "collections") == [
+        {
+            "name": "repositories",
+            "source": {"kind": "repositories"},
+            "rows": 3,
+            "chunks": 3,
+            "embeddings": 3,
+            "pending": 0,
+        }
+    ]
+    hits = run_json(capsys, "search", "game engine", "-k", "1", "--collection", "repositories")
+    assert hits[0]["full_name"] == "godotengine/godot"
+
+
+def test_an_unknown_collection_is_a_clear_error(settings, capsys):
+    assert main(["status", "--collection", "tickets", "--json"]) == 2
+    assert (
+        "--collection: no collection 'tickets' (declared: repositories)" in capsys.readouterr().err
+    )
+
+
+def _csv(settings):
+    path = settings.home / "repos.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(CSV)
+    return path

@@ -19,6 +19,7 @@ from embed_assets.definitions import build_definitions
 from embed_assets.defs.resources import resources_from
 from embed_assets.lib.settings import SettingError, Settings
 from embed_assets_tests.github_server import FakeGitHub, make_repositories, repository
+from embed_assets_tests.helpers import asset_key, node
 
 TOKEN = "ghp_source-TEST-SECRET-9876543210"
 YEAR_2020 = (datetime(2020, 1, 1, tzinfo=UTC), datetime(2021, 1, 1, tzinfo=UTC))
@@ -233,10 +234,10 @@ def materialise(settings, instance, partition):
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
     tags = {ASSET_PARTITION_RANGE_START_TAG: partition, ASSET_PARTITION_RANGE_END_TAG: partition}
     result = job.execute_in_process(
-        instance=instance, tags=tags, asset_selection=[dg.AssetKey("repositories")]
+        instance=instance, tags=tags, asset_selection=[asset_key("rows")]
     )
     assert result.success
-    events = result.asset_materializations_for_node("repositories")
+    events = result.asset_materializations_for_node(node("rows"))
     assert len(events) == 1
     return result, {key: value.value for key, value in events[0].metadata.items()}
 

@@ -18,7 +18,7 @@ from embed_assets.lib.settings import (
     api_key_variable,
 )
 from embed_assets.lib.sources.github.client import API_URL, GitHubClient, StoreETags
-from embed_assets.lib.store import Store, open_store
+from embed_assets.lib.store import Store, TableSpec, open_store
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -44,9 +44,10 @@ class DatabaseResource(dg.ConfigurableResource):
         )
 
     @contextmanager
-    def open(self) -> Iterator[Store]:
+    def open(self, table: TableSpec | None = None) -> Iterator[Store]:
+        """The store of a table collection (`table`), else of the repositories one."""
         settings = self.settings()
-        with open_store(database_url(settings), settings) as store:
+        with open_store(database_url(settings), settings, table) as store:
             yield store
 
 

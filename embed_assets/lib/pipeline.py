@@ -13,64 +13,67 @@ import numpy as np
 
 from embed_assets.lib.cache import EmbeddingCache
 from embed_assets.lib.providers.base import EmbeddingProvider, space_name, vector_problems
+from embed_assets.lib.sources.base import SourceKind
+from embed_assets.lib.sources.repositories import REPOSITORIES
 from embed_assets.lib.store import Space, Store
-from embed_assets.lib.text import chunk_repository, repository_text
 
 PAGE_SIZE = 10_000  # chunks read, embedded and staged at a time: bounds memory for any backfill
 
 
-def sync_repositories(store: Store, start: datetime, end: datetime) -> dict:
+def sync_rows(
+    store: Store, start: datetime, end: datetime, source: SourceKind = REPOSITORIES
+) -> dict:
     """Normalise and validate the source rows of the window that changed; drop vanished ones."""
     began = time.perf_counter()
-    with store.window_lock("repositories", start, end):
-        written = store.sync_repositories(start, end)
-    rows_in = store.count_source(start, end)
+    with store.window_lock("rows", start, end):
+        written = source.write_rows(store, start, end)
+    rows_in = source.count_source(store, start, end)
     return {
         "rows_in": rows_in,
-        "added": written["added"],
-        "updated": written["updated"],
-        "unchanged": rows_in - written["changed"],
-        "deleted": written["deleted"],
-        "rejected": len(written["rejected"]),
-        "rejected_examples": [f"{name}: {reason}" for name, reason in written["rejected"][:5]],
-        "row_count": store.count_in_window("repositories", start, end),
+        "added": written.added,
+        "updated": written.updated,
+        "unchanged": rows_in - written.changed,
+        "deleted": written.deleted,
+        "rejected": len(written.rejected),
+        "rejected_examples": [f"{key}: {reason}" for key, reason in written.rejected[:5]],
+        "row_count": store.count_in_window(store.rows_table, start, end),
         "seconds": time.perf_counter() - began,
     }
 
 
-def sync_chunks(store: Store, start: datetime, end: datetime, max_chars: int, overlap: int) -> dict:
-    """Chunk the repositories of the window whose text (or chunking) changed."""
+def sync_chunks(
+    store: Store,
+    start: datetime,
+    end: datetime,
+    max_chars: int,
+    overlap: int,
+    source: SourceKind = REPOSITORIES,
+) -> dict:
+    """Chunk the rows of the window whose text (or chunking) changed."""
     began = time.perf_counter()
     chunker = f"v1:{max_chars}:{overlap}"
     with store.window_lock("chunks", start, end):
-        repositories = store.repositories_to_chunk(start, end, chunker)
-        rows = []
-        for repo in repositories:
-            text = repository_text(
-                repo["full_name"],
-                repo["description"],
-                repo["language"],
-                repo["topics"],
-                repo["readme"],
+        rows = source.rows_to_chunk(store, start, end, chunker)
+        chunks = [
+            (
+                chunk.chunk_id,
+                chunk.key,
+                chunk.position,
+                row.row_time,
+                chunk.text,
+                chunk.content_hash,
+                row.text_hash,
+                chunker,
             )
-            for chunk in chunk_repository(repo["full_name"], text, max_chars, overlap):
-                rows.append(
-                    (
-                        chunk.chunk_id,
-                        chunk.full_name,
-                        chunk.position,
-                        repo["row_time"],
-                        chunk.text,
-                        chunk.content_hash,
-                        repo["text_hash"],
-                        chunker,
-                    )
-                )
-        written = store.write_chunks(start, end, [r["full_name"] for r in repositories], rows)
+            for row in rows
+            if row.text  # a row whose template gives no text has nothing to embed
+            for chunk in source.chunk(row, max_chars, overlap)
+        ]
+        written = store.write_chunks(start, end, [row.key for row in rows], chunks)
     row_count = store.count_in_window("chunks", start, end)
     return {
-        "rows_in": store.count_in_window("repositories", start, end),
-        "repositories_rechunked": len(repositories),
+        "rows_in": store.count_in_window(store.rows_table, start, end),
+        "rows_rechunked": len(rows),
         "added": written["added"],
         "updated": written["updated"],
         "unchanged": row_count - written["added"] - written["updated"],

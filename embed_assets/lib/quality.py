@@ -1,7 +1,7 @@
 """What the asset checks decide, with no Dagster: each check is a function from a `Scope` (a
 store, a time window, the thresholds) to an `Outcome` (passed, severity, a sentence, and metadata
 with counts, a few example ids and the partitions holding bad rows). The SQL is in
-`Store.check_*`; `embed_assets.defs.checks` turns outcomes into Dagster asset check results.
+`Store.check_*`; `embed_assets.components.checks` turns outcomes into Dagster asset check results.
 
 Severity: ERROR means the stored data is wrong (a check on `embeddings` then blocks what is
 downstream); WARN means something worth a look that the pipeline already handles (a vector refused

@@ -7,77 +7,117 @@ search at 100K repositories with a connection per call, against 5 ms for the que
 """
 
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 
+from embed_assets.lib.collections import Collection, choose_collection
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import EmbeddingProvider, build_provider, close_provider, space_name
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
-_kept = threading.local()  # settings -> (store, {space name: provider}) of this thread
-KEPT_PER_THREAD = 4  # settings (databases, schemas) a thread keeps a connection for
+# (settings, collection name, its defs.yaml) -> (store, {space name: provider}) of this thread
+_kept = threading.local()
+KEPT_PER_THREAD = 4  # collections (of databases, schemas) a thread keeps a connection for
 
 
 def search(
     query: str,
     k: int = 10,
     *,
+    collection: str | None = None,
+    where: Mapping[str, str] | None = None,
+    group: str | None = None,
     language: str | None = None,
     min_stars: int | None = None,
     settings: Settings | None = None,
+    project: Path | None = None,
 ) -> list[dict]:
-    """The k repositories most similar to `query`, best first, as
-    `{"full_name", "score", "text"}` with score = cosine similarity of the best chunk.
+    """The k rows of `collection` (the project's only one when None) most similar to `query`,
+    best first, as `{"key", "score", "text", "metadata"}` with score = cosine similarity of the
+    best chunk; a repositories collection's also carry `full_name`.
 
-    Filters: `language` (case-insensitive) and `min_stars`. Settings come from the environment
-    unless given."""
+    Filters: `where` (metadata column -> value, all of them), `group` (the collection's group_by
+    value); for repositories also `language` (case-insensitive) and `min_stars`. Settings come
+    from the environment unless given; the project (its declared collections) from the current
+    folder unless given."""
     if k <= 0:
         raise ValueError(f"k must be a positive number of results, got {k}")
     settings = settings or Settings.from_env()
+    chosen = choose_collection(collection, project)
+    filters = {"where": dict(where or {}), "group": group, "language": language}
+    filters["min_stars"] = min_stars
     try:
-        return _search(settings, query, k, language, min_stars)
+        return _search(settings, chosen, query, k, filters)
     except psycopg.OperationalError:  # the kept connection died (a server restart): once more
         forget(settings)
-        return _search(settings, query, k, language, min_stars)
+        return _search(settings, chosen, query, k, filters)
 
 
 def forget(settings: Settings | None = None) -> None:
     """Close what this thread keeps (for `settings`, or all)."""
     kept = getattr(_kept, "sessions", {})
-    for key in [settings] if settings is not None else list(kept):
-        store, providers = kept.pop(key, (None, {}))
-        for provider in providers.values():
-            close_provider(provider)
-        if store is not None:
-            store.conn.close()
+    for key in [k for k in kept if settings is None or k[0] == settings]:
+        _close(*kept.pop(key))
+
+
+def _close(store: Store, providers: dict[str, EmbeddingProvider]) -> None:
+    for provider in providers.values():
+        close_provider(provider)
+    store.conn.close()
 
 
 def _search(
-    settings: Settings, query: str, k: int, language: str | None, min_stars: int | None
+    settings: Settings, collection: Collection, query: str, k: int, filters: dict
 ) -> list[dict]:
-    store, providers = _session(settings)
+    store, providers = _session(settings, collection)
+    _check_filters(collection, store, filters)
     space = store.active_space()
     if space is None:
         raise StoreError("nothing is embedded yet: run `embed-assets sync` first")
     if space.name not in providers:
         providers[space.name] = _provider_for(settings, space)
     vector = providers[space.name].embed([query])[0]
-    hits = store.search(space, vector, k, language=language, min_stars=min_stars)
+    hits = store.search(space, vector, k, **filters)
+    repositories = store.table_spec is None
     return [
-        {"full_name": name, "score": round(score, 4), "text": text} for name, score, text in hits
+        {"key": key, "score": round(score, 4), "text": text, "metadata": metadata or {}}
+        | ({"full_name": key} if repositories else {})
+        for key, score, text, metadata in hits
     ]
 
 
-def _session(settings: Settings) -> tuple[Store, dict[str, EmbeddingProvider]]:
+def _check_filters(collection: Collection, store: Store, filters: dict) -> None:
+    spec = store.table_spec
+    columns = spec.metadata if spec else ("language", "stars")
+    for column in filters["where"]:
+        if column not in columns:
+            raise StoreError(
+                f"where: {column!r} is not a metadata column of {collection.name} "
+                f"({', '.join(columns) or 'it has none'})"
+            )
+    if filters["group"] is not None and (spec is None or spec.group_by is None):
+        raise StoreError(f"group: the collection {collection.name} has no group_by")
+    if spec is not None and (filters["language"] is not None or filters["min_stars"] is not None):
+        raise StoreError("language and min_stars filter repositories; use where")
+
+
+def _session(
+    settings: Settings, collection: Collection
+) -> tuple[Store, dict[str, EmbeddingProvider]]:
+    """This thread's store of the collection (its source checked once) and its providers."""
     sessions = _kept.__dict__.setdefault("sessions", {})
-    store, providers = sessions.get(settings, (None, {}))
+    key = (settings, collection.name, collection.path)
+    store, providers = sessions.get(key, (None, {}))
     if store is None or store.conn.closed:
-        store = connect_store(database_url(settings), settings)
-        sessions[settings] = (store, providers)
+        source = collection.source_kind(settings)
+        store = connect_store(database_url(settings), settings, source.table_spec)
+        sessions[key] = (store, providers)
         while len(sessions) > KEPT_PER_THREAD:
-            forget(next(iter(sessions)))
+            _close(*sessions.pop(next(iter(sessions))))
     return store, providers
 
 

@@ -1,14 +1,15 @@
-"""From a repository row to the exact texts we embed: a template, then overlapping chunks.
+"""From a row to the exact texts we embed: a template, then overlapping chunks.
 
 Splitting prefers paragraph boundaries, then sentence boundaries, then spaces, so a chunk rarely
-cuts a sentence. Every chunk starts with the repository's name, so that a chunk from deep inside a
-README still says whose it is.
+cuts a sentence. Every chunk of a repository starts with its name, so that a chunk from deep
+inside a README still says whose it is; other rows' chunks are their text alone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -100,16 +101,31 @@ def split_text(text: str, budget: int, overlap: int) -> list[str]:
 @dataclass(frozen=True)
 class Chunk:
     chunk_id: str
-    full_name: str
+    key: str
     position: int
     text: str
     content_hash: str
 
 
-def chunk_id(full_name: str, position: int) -> str:
-    """Stable per (repository, position): re-chunking a changed README keeps the ids of its
-    chunks."""
-    return f"{full_name}#{position}"
+def chunk_id(key: str, position: int) -> str:
+    """Stable per (row, position): re-chunking a changed README keeps the ids of its chunks."""
+    return f"{key}#{position}"
+
+
+def template_fields(template: str) -> list[str]:
+    """The columns a template (`"{subject}\n\n{body}"`) reads, in order, each once."""
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    return list(dict.fromkeys(names))
+
+
+def render_template(template: str, fields: dict) -> str:
+    """The template with each column's value; a NULL is an empty string."""
+    return template.format_map({k: "" if v is None else v for k, v in fields.items()}).strip()
+
+
+def chunk_text(key: str, text: str, max_chars: int, overlap: int) -> list[Chunk]:
+    texts = [text] if len(text) <= max_chars else split_text(text, max_chars, overlap)
+    return [Chunk(chunk_id(key, i), key, i, t, sha256_hex(t)) for i, t in enumerate(texts)]
 
 
 def chunk_repository(full_name: str, text: str, max_chars: int, overlap: int) -> list[Chunk]:

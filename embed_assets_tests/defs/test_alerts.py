@@ -11,7 +11,6 @@ import pytest
 
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.alerts import alert_sensor
-from embed_assets.defs.assets import chunks, embeddings
 from embed_assets.lib import pipeline
 from embed_assets.lib.alerts import (
     Alert,
@@ -21,7 +20,7 @@ from embed_assets.lib.alerts import (
     post_alert,
 )
 from embed_assets.lib.providers import build_provider
-from embed_assets_tests.helpers import ALL_TIME, source_row
+from embed_assets_tests.helpers import ALL_TIME, asset_key, source_row
 
 SECRET = "T000/B000/not-a-real-token"
 BODY_FIELDS = {"text", "asset", "partition", "check", "severity", "run_id", "url"}
@@ -140,7 +139,7 @@ def failing_check_run(settings, store, instance):
             source_row("acme/two", "second", when="2020-05-20"),
         ]
     )
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
     space = store.active_space()
@@ -155,7 +154,10 @@ def failing_check_run(settings, store, instance):
         dg.Definitions(
             jobs=[
                 dg.define_asset_job(
-                    "checks", selection=dg.AssetSelection.checks_for_assets(chunks, embeddings)
+                    "checks",
+                    selection=dg.AssetSelection.checks_for_assets(
+                        asset_key("chunks"), asset_key("embeddings")
+                    ),
                 )
             ]
         ),
@@ -191,14 +193,14 @@ def test_the_sensor_posts_each_failure_exactly_once(
         assert {
             k: check_alert[k] for k in ("asset", "check", "severity", "partition", "run_id", "url")
         } == {
-            "asset": "embeddings",
+            "asset": "repositories/embeddings",
             "check": "no_zero_vectors",
             "severity": "ERROR",
             "partition": "2020-05-01",
             "run_id": checks_run.run_id,
             "url": f"http://dagster.local:3000/runs/{checks_run.run_id}",
         }
-        assert "`embeddings.no_zero_vectors` failed (ERROR)" in check_alert["text"]
+        assert "`repositories/embeddings.no_zero_vectors` failed (ERROR)" in check_alert["text"]
         assert f"<http://dagster.local:3000/runs/{checks_run.run_id}|run " in check_alert["text"]
         # The checks run failed because of its blocking check: that alert says it all. The
         # other failed run gets its own alert, with the failing step and the error.

@@ -7,7 +7,7 @@ from dagster._core.storage.tags import (
 )
 
 from embed_assets.definitions import build_definitions
-from embed_assets_tests.helpers import source_row
+from embed_assets_tests.helpers import asset_key, node, source_row
 
 REQUIRED_METADATA = {
     "dagster/row_count",
@@ -29,7 +29,7 @@ def run(settings, instance, first, last=None):
 
 
 def metadata(result, asset):
-    events = result.asset_materializations_for_node(asset)
+    events = result.asset_materializations_for_node(node(asset))
     return {key: value.value for key, value in events[0].metadata.items()}, len(events)
 
 
@@ -42,7 +42,7 @@ def test_one_partition_materialises_its_rows_and_reports_metadata(settings, stor
     )
     with dg.instance_for_test() as instance:
         result = run(settings, instance, "2020-05-01")
-    for asset in ("repositories", "chunks", "embeddings"):
+    for asset in ("rows", "chunks", "embeddings"):
         values, count = metadata(result, asset)
         assert REQUIRED_METADATA <= set(values), asset
         assert count == 1
@@ -72,11 +72,11 @@ def test_a_range_is_one_run_covering_every_partition_in_it(settings, store):
         assert count == 18  # one materialisation per month of the range
         assert values["embedded"] == 2
         status = instance.get_status_by_partition(
-            dg.AssetKey("embeddings"),
+            asset_key("embeddings"),
             ["2019-01-01", "2019-07-01", "2020-06-01"],
             build_definitions(settings)
             .resolve_asset_graph()
-            .get(dg.AssetKey("embeddings"))
+            .get(asset_key("embeddings"))
             .partitions_def,
         )
         assert set(status.values()) == {dg.AssetPartitionStatus.MATERIALIZED}

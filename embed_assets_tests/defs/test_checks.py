@@ -11,16 +11,15 @@ from dagster._core.storage.tags import (
 
 from embed_assets.cli import main
 from embed_assets.definitions import build_definitions
-from embed_assets.defs.assets import chunks, cluster_index, embeddings, repositories
 from embed_assets.instance import project_instance
 from embed_assets.lib import pipeline
 from embed_assets.lib.providers import build_provider
-from embed_assets_tests.helpers import ALL_TIME, source_row
+from embed_assets_tests.helpers import ALL_TIME, asset_key, node, source_row
 
 CHECK_NAMES = {
-    "repositories": {"rejected_ratio", "required_fields", "no_duplicate_names"},
-    "chunks": {"no_empty_chunks", "chunk_sizes", "repositories_chunked"},
-    "embeddings": {
+    "repositories/rows": {"rejected_ratio", "required_fields", "no_duplicate_names"},
+    "repositories/chunks": {"no_empty_chunks", "chunk_sizes", "repositories_chunked"},
+    "repositories/embeddings": {
         "vector_dimensions",
         "finite_vectors",
         "no_zero_vectors",
@@ -49,7 +48,7 @@ def seed(store, settings):
             source_row("acme/three", "third", when="2020-06-09"),
         ]
     )
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, settings.chunk_chars, settings.chunk_overlap)
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
 
@@ -82,7 +81,10 @@ def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings
         assert check["partition"] == expected, check
     assert {c["severity"] for c in ours} == {"ERROR", "WARN"}
     assert main(["status"]) == 0
-    assert "passed  ERROR embeddings.coverage  (2020-05-01...2020-07-01)" in capsys.readouterr().out
+    assert (
+        "passed  ERROR repositories/embeddings.coverage  (2020-05-01...2020-07-01)"
+        in capsys.readouterr().out
+    )
 
     with project_instance(settings) as instance:
         records = instance.get_records_for_run(
@@ -92,7 +94,7 @@ def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings
         metadata = {evaluation.check_name: evaluation.metadata for evaluation in evaluations}
         assert metadata["coverage"]["partitions"].value == "2020-05-01...2020-07-01"
         assert metadata["freshness"]["newest_partition"].value == "2020-07-01"
-        preview = instance.fetch_materializations(repositories.key, limit=5).records
+        preview = instance.fetch_materializations(asset_key("rows"), limit=5).records
         tables = [
             r.asset_materialization.metadata["preview"].value
             for r in preview
@@ -126,11 +128,13 @@ def test_a_failing_blocking_check_stops_the_cluster_index(settings, store):
                 ASSET_PARTITION_RANGE_START_TAG: "2020-05-01",
                 ASSET_PARTITION_RANGE_END_TAG: "2020-05-01",
             },
-            asset_selection=[repositories.key, chunks.key, embeddings.key, cluster_index.key],
+            asset_selection=[
+                asset_key(a) for a in ("rows", "chunks", "embeddings", "cluster_index")
+            ],
         )
         assert not result.success
         found = evaluations(result)
-        zero = found[("embeddings", "no_zero_vectors")]
+        zero = found[("repositories/embeddings", "no_zero_vectors")]
         assert (zero.passed, zero.severity, zero.blocking) == (
             False,
             dg.AssetCheckSeverity.ERROR,
@@ -138,23 +142,25 @@ def test_a_failing_blocking_check_stops_the_cluster_index(settings, store):
         )
         assert zero.metadata["examples"].value == "- `acme/two#0: norm 0.000000`"
         assert zero.metadata["partitions"].value == "2020-05-01"
-        fields = found[("repositories", "required_fields")]
+        fields = found[("repositories/rows", "required_fields")]
         assert (fields.passed, fields.blocking) == (False, False)
-        assert result.asset_materializations_for_node("embeddings")  # it still counts as done
-        assert not result.asset_materializations_for_node("cluster_index")
+        assert result.asset_materializations_for_node(node("embeddings"))  # it still counts as done
+        assert not result.asset_materializations_for_node(node("cluster_index"))
         started = {e.step_key for e in result.all_events if e.is_step_start}
-        assert "embeddings_checks" in started and "cluster_index" not in started
+        assert "repositories__embeddings_checks" in started
+        assert node("cluster_index") not in started
 
 
 def test_checks_run_alone_look_at_the_whole_space(settings, store):
     seed(store, settings)
-    store.execute(f"DELETE FROM \"{store.schema}\".chunks WHERE full_name = 'acme/three'")
+    store.execute(f"DELETE FROM \"{store.schema}\".chunks WHERE key = 'acme/three'")
     defs = dg.Definitions.merge(
         build_definitions(settings),
         dg.Definitions(
             jobs=[
                 dg.define_asset_job(
-                    "chunk_checks", selection=dg.AssetSelection.checks_for_assets(chunks)
+                    "chunk_checks",
+                    selection=dg.AssetSelection.checks_for_assets(asset_key("chunks")),
                 )
             ]
         ),
@@ -163,7 +169,7 @@ def test_checks_run_alone_look_at_the_whole_space(settings, store):
         result = defs.resolve_job_def("chunk_checks").execute_in_process(instance=instance)
     assert result.success  # no check on chunks is blocking
     found = evaluations(result)
-    assert set(found) == {("chunks", n) for n in CHECK_NAMES["chunks"]}
-    unchunked = found[("chunks", "repositories_chunked")]
+    assert set(found) == {("repositories/chunks", n) for n in CHECK_NAMES["repositories/chunks"]}
+    unchunked = found[("repositories/chunks", "repositories_chunked")]
     assert not unchunked.passed and unchunked.metadata["partitions"].value == "all"
     assert unchunked.metadata["failing_partitions"].value == "- `2020-06-01`"

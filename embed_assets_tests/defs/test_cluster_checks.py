@@ -3,8 +3,8 @@
 import dagster as dg
 
 from embed_assets.definitions import build_definitions
-from embed_assets.defs.assets import cluster_index
 from embed_assets_tests.defs.test_checks import evaluations
+from embed_assets_tests.helpers import asset_key
 from embed_assets_tests.lib.test_cluster_index import sample_rows
 from embed_assets_tests.lib.test_search_quality import embed
 
@@ -20,10 +20,14 @@ def test_a_cluster_index_run_evaluates_its_checks_and_none_blocks(settings, stor
     embed(store, sample_rows(150))
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, asset_selection=[cluster_index.key])
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[asset_key("cluster_index")]
+        )
         assert result.success
         found = {
-            name: e for (asset, name), e in evaluations(result).items() if asset == "cluster_index"
+            name: e
+            for (asset, name), e in evaluations(result).items()
+            if asset == "repositories/cluster_index"
         }
         assert set(found) == set(CLUSTER_CHECKS)
         for name, evaluation in found.items():
@@ -40,8 +44,10 @@ def test_a_cluster_index_run_evaluates_its_checks_and_none_blocks(settings, stor
             f"2, vector_sum, 'ghost', representative, 1 FROM \"{store.schema}\".clusters "
             "LIMIT 1"
         )
-        result = job.execute_in_process(instance=instance, asset_selection=[cluster_index.key])
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[asset_key("cluster_index")]
+        )
         assert result.success
-        empty = evaluations(result)[("cluster_index", "no_empty_clusters")]
+        empty = evaluations(result)[("repositories/cluster_index", "no_empty_clusters")]
         assert (empty.passed, empty.severity) == (False, dg.AssetCheckSeverity.ERROR)
         assert empty.metadata["examples"].value == "- `cluster 9999: size 2, 0 members`"

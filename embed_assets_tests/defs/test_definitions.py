@@ -1,7 +1,14 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dagster as dg
 
+from embed_assets.components.assets import monthly_partitions
 from embed_assets.definitions import build_definitions, defs
-from embed_assets.defs.assets import monthly
+from embed_assets.lib.settings import Settings
+from embed_assets_tests.helpers import asset_key
 
 
 def test_definitions_load_cleanly():
@@ -9,16 +16,22 @@ def test_definitions_load_cleanly():
     assert isinstance(defs, dg.Definitions) or callable(defs)
 
 
-def test_asset_graph_is_repositories_chunks_embeddings_cluster_index():
+def test_asset_graph_is_rows_chunks_embeddings_cluster_index_prefixed_by_the_collection():
     built = build_definitions()
     graph = built.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"repositories", "chunks", "embeddings", "cluster_index"}
-    assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("repositories")}
-    assert graph.get(dg.AssetKey("embeddings")).parent_keys == {dg.AssetKey("chunks")}
-    assert graph.get(dg.AssetKey("cluster_index")).parent_keys == {dg.AssetKey("embeddings")}
-    assert graph.get(dg.AssetKey("cluster_index")).partitions_def is None  # the whole space
-    for key in map(dg.AssetKey, ("repositories", "chunks", "embeddings")):
+    assert keys == {
+        "repositories/rows",
+        "repositories/chunks",
+        "repositories/embeddings",
+        "repositories/cluster_index",
+    }
+    assert graph.get(asset_key("chunks")).parent_keys == {asset_key("rows")}
+    assert graph.get(asset_key("embeddings")).parent_keys == {asset_key("chunks")}
+    assert graph.get(asset_key("cluster_index")).parent_keys == {asset_key("embeddings")}
+    assert graph.get(asset_key("cluster_index")).partitions_def is None  # the whole space
+    monthly = monthly_partitions(Settings())
+    for key in map(asset_key, ("rows", "chunks", "embeddings")):
         node = graph.get(key)
         assert node.partitions_def == monthly
         assert node.backfill_policy == dg.BackfillPolicy.single_run()
@@ -31,3 +44,17 @@ def test_database_url_reaches_the_resource_as_an_env_var_not_a_value(monkeypatch
 
     resources = build_definitions(Settings.from_env()).resources
     assert "secret" not in repr(resources["database"])
+
+
+def test_dg_check_defs_validates_the_collections_and_loads_the_code_location():
+    root = Path(__file__).resolve().parents[2]
+    checked = subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])},
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout
+    assert "All component YAML validated successfully" in checked.stdout + checked.stderr
+    assert "All definitions loaded successfully" in checked.stdout + checked.stderr

@@ -6,16 +6,12 @@ from datetime import UTC, datetime
 import dagster as dg
 from psycopg import sql
 
+from embed_assets.components.assets import monthly_partitions
+from embed_assets.components.sensors import MAX_RUNS_PER_TICK
 from embed_assets.definitions import build_definitions
-from embed_assets.defs.assets import monthly
 from embed_assets.defs.resources import resources_from
-from embed_assets.defs.sensors import (
-    MAX_RUNS_PER_TICK,
-    daily_newest_partition,
-    new_source_rows,
-    weekly_reconciliation,
-)
-from embed_assets_tests.helpers import source_row
+from embed_assets.lib.settings import Settings
+from embed_assets_tests.helpers import asset_key, source_row
 
 START, END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -27,7 +23,9 @@ def tick(settings, instance, cursor=None):
         cursor=cursor,
         resources={"database": resources_from(settings)["database"]},
     ) as context:
-        return new_source_rows(context)
+        return build_definitions(settings).resolve_sensor_def("repositories_new_source_rows")(
+            context
+        )
 
 
 def ranges(result):
@@ -38,7 +36,7 @@ def execute(settings, instance, request):
     """What the daemon does with a run request of the sensor (its target: the partitioned
     assets)."""
     job = build_definitions(settings).resolve_implicit_global_asset_job_def()
-    selection = [dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")]
+    selection = [asset_key(a) for a in ("rows", "chunks", "embeddings")]
     tags = dict(request.tags)
     if request.partition_key:
         tags |= {START: request.partition_key, END: request.partition_key}
@@ -97,7 +95,7 @@ def test_a_burst_over_hundreds_of_months_is_a_few_range_runs(settings, store):
         result = tick(settings, instance)
     got = ranges(result)
     assert len(got) <= MAX_RUNS_PER_TICK
-    keys = monthly.get_partition_keys()
+    keys = monthly_partitions(settings).get_partition_keys()
     covered = {k for first, last in got for k in keys[keys.index(first) : keys.index(last) + 1]}
     assert {m[:8] + "01" for m in months} <= covered
     assert len({r.run_key for r in result.run_requests}) == len(got)
@@ -105,14 +103,18 @@ def test_a_burst_over_hundreds_of_months_is_a_few_range_runs(settings, store):
 
 def test_daily_schedule_asks_for_the_newest_month():
     when = datetime(2026, 3, 14, 2, 15, tzinfo=UTC)
-    request = daily_newest_partition(dg.build_schedule_context(scheduled_execution_time=when))
+    daily = build_definitions(Settings()).resolve_schedule_def(
+        "repositories_daily_newest_partition"
+    )
+    request = daily(dg.build_schedule_context(scheduled_execution_time=when))
     assert request.partition_key == "2026-03-01"
 
 
 def test_weekly_reconciliation_is_one_run_over_every_month(settings, store):
     when = datetime(2026, 3, 14, 4, 30, tzinfo=UTC)
-    request = weekly_reconciliation(dg.build_schedule_context(scheduled_execution_time=when))
-    keys = monthly.get_partition_keys(current_time=when)
+    weekly = build_definitions(settings).resolve_schedule_def("repositories_weekly_reconciliation")
+    request = weekly(dg.build_schedule_context(scheduled_execution_time=when))
+    keys = monthly_partitions(settings).get_partition_keys(current_time=when)
     assert (
         (request.tags[START], request.tags[END]) == (keys[0], keys[-1]) == (keys[0], "2026-03-01")
     )
@@ -140,7 +142,7 @@ def test_the_cluster_index_follows_runs_that_leave_most_months_unmaterialised(se
         ]
     )
     defs = build_definitions(settings)
-    cluster_index = dg.AssetKey("cluster_index")
+    cluster_index = asset_key("cluster_index")
     with dg.instance_for_test() as instance:
         before = dg.evaluate_automation_conditions(defs, instance)
         assert before.get_num_requested(cluster_index) == 0  # nothing upstream yet
@@ -166,7 +168,7 @@ def test_the_cluster_index_follows_runs_that_leave_most_months_unmaterialised(se
             instance=instance,
             raise_on_error=False,
             tags={START: "2020-01-01", END: "2020-02-01"},
-            asset_selection=[dg.AssetKey(a) for a in ("repositories", "chunks", "embeddings")],
+            asset_selection=[asset_key(a) for a in ("rows", "chunks", "embeddings")],
         )
         failed = [e.check_name for e in run.get_asset_check_evaluations() if not e.passed]
         assert "no_zero_vectors" in failed

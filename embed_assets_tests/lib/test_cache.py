@@ -93,7 +93,7 @@ def test_a_failed_run_keeps_the_vectors_it_paid_for(store, monkeypatch):
             return super().embed(texts)
 
     failing = FailsOnSecondCall()
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     with pytest.raises(ConnectionError):
         pipeline.sync_embeddings(store, *ALL_TIME, failing)
@@ -107,7 +107,7 @@ def test_a_failed_run_keeps_the_vectors_it_paid_for(store, monkeypatch):
 def test_the_cache_is_bounded_by_entries_and_by_age(store):
     store.upsert_source([source_row(f"o/r{i}", f"repository number {i}") for i in range(5)])
     provider = RecordingProvider()
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     result = pipeline.sync_embeddings(store, *ALL_TIME, provider, cache_max_entries=3)
     assert result["cache_evicted"] == 2 and store.cache_stats()["entries"] == 3

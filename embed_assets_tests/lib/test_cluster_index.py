@@ -33,7 +33,7 @@ def sample_rows(n: int, seed: int = 1) -> list[tuple]:
 
 def index(store, full: bool = False) -> dict:
     provider = OfflineHashingProvider(dimensions=384)
-    for step in (pipeline.sync_repositories, pipeline.sync_chunks, pipeline.sync_embeddings):
+    for step in (pipeline.sync_rows, pipeline.sync_chunks, pipeline.sync_embeddings):
         args = {pipeline.sync_chunks: (400, 80), pipeline.sync_embeddings: (provider,)}.get(
             step, ()
         )
@@ -126,7 +126,7 @@ def test_near_duplicates_are_marked_both_ways(store):
     space = store.active_space()
     cluster = assignments(store)["twin/site-gen"]
     assert assignments(store)["twin/site-gen-fork"] == cluster
-    members = {m["full_name"]: m for m in store.cluster_members(space, cluster)}
+    members = {m["key"]: m for m in store.cluster_members(space, cluster)}
     assert members["twin/site-gen"]["near_duplicate_of"] == ["twin/site-gen-fork"]
     assert members["twin/site-gen-fork"]["near_duplicate_of"] == ["twin/site-gen"]
 
@@ -143,16 +143,14 @@ def test_clusters_cli(settings, store, capsys):
     assert len(listed) == 3 and listed[0]["size"] >= listed[1]["size"]
     assert {"cluster_id", "size", "label", "members"} <= set(listed[0])
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
-    assert [m["full_name"] for m in shown["members"]][: len(listed[0]["members"])] == listed[0][
-        "members"
-    ]
+    assert [m["key"] for m in shown["members"]][: len(listed[0]["members"])] == listed[0]["members"]
     member = listed[0]["members"][0]
     assert run("clusters", "remove", member) == {
         "removed": member,
         "cluster_id": listed[0]["cluster_id"],
     }
     shown = run("clusters", "show", str(listed[0]["cluster_id"]))
-    assert member not in [m["full_name"] for m in shown["members"]]
+    assert member not in [m["key"] for m in shown["members"]]
     assert shown["size"] == listed[0]["size"] - 1
     assert run("clusters", "resolve", str(listed[0]["cluster_id"]), "--note", "done")["resolved"]
     assert main(["clusters", "show", "999999"]) == 2

@@ -28,7 +28,7 @@ def run_both(settings, window_a, window_b, provider):
     def run(window):
         try:
             with open_store(settings.database_url, settings) as store:
-                pipeline.sync_repositories(store, *window)
+                pipeline.sync_rows(store, *window)
                 pipeline.sync_chunks(store, *window, 400, 80)
                 pipeline.sync_embeddings(store, *window, provider)
         except Exception as error:  # noqa: BLE001 - reported by the assertion below

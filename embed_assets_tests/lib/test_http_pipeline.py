@@ -48,7 +48,7 @@ def make(server: FakeEmbeddingServer, **settings):
 
 
 def materialise(store, provider) -> dict:
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     return pipeline.sync_embeddings(store, *ALL_TIME, provider)
 

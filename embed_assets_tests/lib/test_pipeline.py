@@ -8,7 +8,7 @@ from embed_assets_tests.helpers import ALL_TIME, RecordingProvider, source_row
 
 def materialise(store, provider, window=ALL_TIME, max_chars=400, overlap=80):
     return (
-        pipeline.sync_repositories(store, *window),
+        pipeline.sync_rows(store, *window),
         pipeline.sync_chunks(store, *window, max_chars, overlap),
         pipeline.sync_embeddings(store, *window, provider),
     )
@@ -58,6 +58,7 @@ def test_first_materialisation_embeds_every_chunk(store):
     assert status == {
         "source_rows": 3,
         "repositories": 3,
+        "rows": 3,
         "chunks": chunks["row_count"],
         "embeddings": chunks["row_count"],
         "pending": 0,

@@ -34,7 +34,7 @@ CHECKS = [
 
 
 def materialise(store, provider=None):
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     pipeline.sync_embeddings(store, *ALL_TIME, provider or RecordingProvider())
 
@@ -111,9 +111,9 @@ def test_empty_oversized_and_missing_chunks(store):
     seed(store)
     materialise(store)
     chunks = f'"{store.schema}".chunks'
-    store.execute(f"UPDATE {chunks} SET text = E' \\n ' WHERE full_name = 'acme/one'")
-    store.execute(f"UPDATE {chunks} SET text = repeat('x', 401) WHERE full_name = 'acme/two'")
-    store.execute(f"DELETE FROM {chunks} WHERE full_name = 'acme/three'")
+    store.execute(f"UPDATE {chunks} SET text = E' \\n ' WHERE key = 'acme/one'")
+    store.execute(f"UPDATE {chunks} SET text = repeat('x', 401) WHERE key = 'acme/two'")
+    store.execute(f"DELETE FROM {chunks} WHERE key = 'acme/three'")
     failed = failures(store)
     assert {
         n: (o.severity, o.metadata.get("examples"))
@@ -206,7 +206,7 @@ def test_orphans_and_unexplained_missing_vectors_are_errors(store):
 
 def test_chunks_without_any_embedding_space_fail_coverage(store):
     seed(store)
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 400, 80)
     assert set(failures(store)) == {"coverage"}
     assert evaluate(store, quality.coverage).metadata["missing"] == 3

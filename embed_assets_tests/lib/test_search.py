@@ -42,12 +42,17 @@ def test_search_keeps_its_connection_and_recovers_when_the_server_drops_it(setti
     )
     materialise(store, OfflineHashingProvider())  # the configured (default) provider
     first = search_module.search("vector database", 1, settings=settings)
-    kept, _ = search_module._kept.sessions[settings]
-    pid = kept.conn.info.backend_pid
+
+    def kept():
+        """The store this thread keeps for the settings (of their one collection)."""
+        [(store, _)] = [v for k, v in search_module._kept.sessions.items() if k[0] == settings]
+        return store
+
+    pid = kept().conn.info.backend_pid
     assert search_module.search("game engine", 1, settings=settings)[0]["full_name"] == "acme/game"
-    assert search_module._kept.sessions[settings][0].conn.info.backend_pid == pid  # reused
+    assert kept().conn.info.backend_pid == pid  # reused
     store.execute("SELECT pg_terminate_backend(%s)", (pid,))
     assert search_module.search("vector database", 1, settings=settings) == first
-    assert search_module._kept.sessions[settings][0].conn.info.backend_pid != pid
+    assert kept().conn.info.backend_pid != pid
     search_module.forget(settings)
-    assert settings not in search_module._kept.sessions
+    assert not [k for k in search_module._kept.sessions if k[0] == settings]

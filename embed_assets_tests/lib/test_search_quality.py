@@ -26,7 +26,7 @@ CLUSTER_CHECKS = [
 def embed(store, rows=None) -> dict:
     if rows is not None:
         store.upsert_source(rows)
-    pipeline.sync_repositories(store, *ALL_TIME)
+    pipeline.sync_rows(store, *ALL_TIME)
     pipeline.sync_chunks(store, *ALL_TIME, 1500, 200)
     return pipeline.sync_embeddings(store, *ALL_TIME, OfflineHashingProvider(dimensions=384))
 
@@ -167,7 +167,7 @@ def test_unassigned_and_stale_repositories_fail_with_examples(store):
     cluster(store)
     space = store.active_space()
     lost = sorted(store.cluster_assignments(space))[0]
-    store.execute(f"DELETE FROM {table(store, 'cluster_members')} WHERE full_name = %s", (lost,))
+    store.execute(f"DELETE FROM {table(store, 'cluster_members')} WHERE key = %s", (lost,))
     # A new description, embedded but not yet clustered.
     store.execute(
         f"UPDATE {table(store, 'repositories_source')} SET description = 'renamed' "
@@ -216,7 +216,7 @@ def test_one_giant_cluster_warns_with_the_largest(store):
     giant = store.cluster_assignments(space)[names[0]]
     before = set(store.cluster_assignments(space).values())
     store.execute(
-        f"UPDATE {table(store, 'cluster_members')} SET cluster_id = %s WHERE full_name = ANY(%s)",
+        f"UPDATE {table(store, 'cluster_members')} SET cluster_id = %s WHERE key = ANY(%s)",
         (giant, names[:60]),
     )
     refresh_clusters(store, space, before, near_duplicate=0.95)

@@ -7,6 +7,9 @@ vectors (sum, size, label, representative, member similarities, near-duplicates)
 re-cluster runs when asked, the first time, or when drift since the last full one passes a bound;
 it starts from the current centroids and maps old cluster ids onto the new clusters so ids stay
 stable, and members an operator removed stay out either way.
+
+A collection with a `group_by` column (a tenant) is clustered group by group: a cluster's members
+share their group, whichever model or threshold.
 """
 
 from __future__ import annotations
@@ -85,8 +88,18 @@ def sync_cluster_index(
 def _full(store: Store, space: Space, before: dict[str, int], meta: dict) -> tuple[set[int], int]:
     names, hashes, vectors = store.cluster_vectors(space)
     current = _state(store, space, meta["next_id"] or 1)  # re-clustering starts from it
-    initial = current.centroids[np.argsort(-current.sizes, kind="stable")]
-    labels = clustering.full_cluster(vectors, initial=initial)
+    grouped = store.table_spec is not None and store.table_spec.group_by is not None
+    cluster_group = store.cluster_groups(space) if grouped else {}
+    labels = np.empty(len(names), np.int64)
+    taken = 0  # labels of earlier groups: each group's start after them
+    for group, rows in _groups(store, names):
+        # The group's own clusters, largest first, are its seeds (all clusters with no group_by).
+        mine = np.array([cluster_group.get(int(c)) == group for c in current.ids], bool)
+        order = np.argsort(-current.sizes[mine], kind="stable")
+        initial = current.centroids[mine][order] if mine.any() else None
+        group_labels = clustering.full_cluster(vectors[rows], initial=initial)
+        labels[rows] = group_labels + taken
+        taken += int(group_labels.max()) + 1 if len(group_labels) else 0
     old_ids = np.array([before.get(name, -1) for name in names], dtype=np.int64)
     ids_of_labels, next_id = clustering.match_ids(old_ids, labels, meta["next_id"] or 1)
     assigned = ids_of_labels[labels] if len(labels) else labels
@@ -108,18 +121,49 @@ def _incremental(
     state = _state(store, space, meta["next_id"] or 1)
     affected = {before[name] for name in gone if name in before}
     affected |= {before[name] for name, _, _ in changed if name in before}
+    rows = []
     if changed:
+        names = [name for name, _, _ in changed]
         vectors = np.stack([vector for _, _, vector in changed]).astype(np.float32)
-        assigned, state = clustering.assign(state, vectors, threshold)
+        assigned = np.empty(len(changed), np.int64)
+        grouped = store.table_spec is not None and store.table_spec.group_by is not None
+        cluster_group = store.cluster_groups(space) if grouped else {}
+        next_id = state.next_id
+        for group, members in _groups(store, names):
+            # The clusters this group may join: its own (all of them, with no group_by).
+            mask = np.array([cluster_group.get(int(c)) == group for c in state.ids], bool)
+            scoped = clustering.ClusterState(
+                state.ids[mask],
+                state.centroids[mask],
+                state.sums[mask],
+                state.sizes[mask],
+                next_id,
+            )
+            assigned[members], scoped = clustering.assign(scoped, vectors[members], threshold)
+            next_id = scoped.next_id
         affected |= set(assigned.tolist())
         rows = [
             (name, content_hash, int(cluster))
             for (name, content_hash, _), cluster in zip(changed, assigned, strict=True)
         ]
-    else:
-        rows = []
+        state.next_id = next_id
     store.write_cluster_members(space, rows, gone, replace_all=False)
     return affected, state.next_id
+
+
+def _groups(store: Store, keys: Sequence[str]) -> list[tuple[str | None, np.ndarray]]:
+    """Each group with the positions of its rows in `keys`, in group order (one group, None,
+    of all of them when the collection has no group_by)."""
+    if store.table_spec is None or store.table_spec.group_by is None:
+        return [(None, np.arange(len(keys)))] if len(keys) else []
+    group_of = store.row_groups(keys)
+    positions: dict[str | None, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        positions[group_of.get(key)].append(i)
+    return [
+        (group, np.array(rows, np.int64))
+        for group, rows in sorted(positions.items(), key=lambda item: str(item[0]))
+    ]
 
 
 def refresh_clusters(

@@ -5,10 +5,16 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
 - the source table (EMBED_ASSETS_SOURCE_TABLE, `repositories_source`): the loading contract;
 - `source_changes`: filled by statement triggers on the source table, so that inserts, updates of
   embedded columns and deletes by any writer (the loader, a crawler's plain SQL) are seen;
-- `repositories`, `rejected_rows`, `chunks`: the normalised rows and the texts to embed;
+- `repositories`, `rejected_rows` (the repositories source kind's, `repositories.py`): the
+  normalised rows;
+- `chunks`: the texts to embed, keyed by the collection's `key` (generic, like what follows);
 - `spaces` and one `embeddings_<space>` table per embedding space (model + dimensions), with an
   HNSW cosine index;
 - `cursors`: positions in `source_changes` of its readers.
+
+A `table` collection (`table.py`) has the same generic tables in a schema of its own
+(`<schema>_<collection>`), a `rows` table in place of `repositories`, and shares the embedding
+cache of the settings' schema.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from embed_assets.lib.settings import Settings
 from embed_assets.lib.store.base import (
     Space,
     StoreError,
+    TableSpec,
     Upserted,
     _ensured,
     _ensured_lock,
@@ -33,8 +40,10 @@ from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
 from embed_assets.lib.store.github import GitHubQueries
-from embed_assets.lib.store.rows import SOURCE_COLUMNS, RowQueries
+from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
+from embed_assets.lib.store.rows import RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
+from embed_assets.lib.store.table import TableQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
 __all__ = [
@@ -42,7 +51,9 @@ __all__ = [
     "Space",
     "Store",
     "StoreError",
+    "TableSpec",
     "Upserted",
+    "catalog_store",
     "connect_store",
     "open_store",
 ]
@@ -50,6 +61,8 @@ __all__ = [
 
 class Store(
     SchemaQueries,
+    RepositoryQueries,
+    TableQueries,
     RowQueries,
     VectorQueries,
     CacheQueries,
@@ -61,13 +74,14 @@ class Store(
     """One connection to the project's schema, with every query the project runs."""
 
 
-def connect_store(url: str, settings: Settings) -> Store:
+def connect_store(url: str, settings: Settings, table: TableSpec | None = None) -> Store:
     """A connection in autocommit mode (transactions are explicit), with the schema in place;
-    the caller closes it (`store.conn.close()`)."""
+    the caller closes it (`store.conn.close()`). `table`: the store of that table collection,
+    else of the repositories one."""
     conn = psycopg.connect(url, autocommit=True)
     try:
-        store = Store(conn, settings)
-        key = (url, settings.schema, settings.source_table)
+        store = Store(conn, settings, table)
+        key = (url, settings.schema, settings.source_table, table)
         if key not in _ensured:
             store.ensure_schema()
             with _ensured_lock:
@@ -81,8 +95,16 @@ def connect_store(url: str, settings: Settings) -> Store:
 
 
 @contextmanager
-def open_store(url: str, settings: Settings) -> Iterator[Store]:
+def catalog_store(url: str, settings: Settings) -> Iterator[Store]:
+    """A connection for reading the catalog (checking a declaration against the database):
+    no DDL is run, nothing is created."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        yield Store(conn, settings)
+
+
+@contextmanager
+def open_store(url: str, settings: Settings, table: TableSpec | None = None) -> Iterator[Store]:
     """`connect_store`, closed after."""
-    store = connect_store(url, settings)
+    store = connect_store(url, settings, table)
     with store.conn:
         yield store

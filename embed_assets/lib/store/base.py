@@ -18,8 +18,9 @@ from psycopg.pq import Format
 
 from embed_assets.lib.settings import Settings
 
-# (url or dsn, schema, table) already created in this process: skips a catalog query per open.
-_ensured: set[tuple[str, str, str]] = set()
+# (url or dsn, schema, source table, table collection) already created in this process: skips a
+# catalog query per open.
+_ensured: set[tuple] = set()
 _ensured_lock = threading.Lock()
 
 
@@ -39,6 +40,30 @@ class Space:
 
 
 @dataclass(frozen=True)
+class TableSpec:
+    """A `table` collection as the store needs it: where its own tables are (`store_schema`), the
+    source relation, and which of its columns are the key, the time, the template's, the
+    metadata and the group. `triggers`: exact change capture by triggers, else polling."""
+
+    store_schema: str
+    schema: str
+    table: str
+    key: tuple[str, ...]
+    time_column: str | None
+    columns: tuple[str, ...]
+    metadata: tuple[str, ...] = ()
+    group_by: str | None = None
+    triggers: bool = True
+
+    @property
+    def watched(self) -> tuple[str, ...]:
+        """Every column the collection reads: a change to any other one is ignored."""
+        time = (self.time_column,) if self.time_column else ()
+        group = (self.group_by,) if self.group_by else ()
+        return tuple(dict.fromkeys((*self.key, *time, *self.columns, *self.metadata, *group)))
+
+
+@dataclass(frozen=True)
 class Upserted:
     added: int
     updated: int
@@ -49,15 +74,32 @@ def _columns(names: Iterable[str]) -> sql.Composed:
 
 
 class StoreBase:
-    def __init__(self, conn: psycopg.Connection, settings: Settings):
+    """`table`: the store of a `table` collection (its tables in `table.store_schema`); None: of
+    the repositories collection, in the settings' schema. The embedding cache is in the
+    settings' schema either way: one cache for every collection."""
+
+    def __init__(
+        self, conn: psycopg.Connection, settings: Settings, table: TableSpec | None = None
+    ):
         self.conn = conn
         self.settings = settings
-        self.schema = settings.schema
+        self.table_spec = table
+        self.schema = table.store_schema if table else settings.schema
+        # The normalised rows, and their key column, that chunks are made of.
+        self.rows_table, self.rows_key = ("rows", "key") if table else ("repositories", "full_name")
         self._ef_search: int | None = None  # hnsw.ef_search as set on this connection
 
     # -- identifiers -------------------------------------------------------------------------
     def t(self, name: str) -> sql.Composed:
         return sql.Identifier(self.schema, name)
+
+    def shared(self, name: str) -> sql.Composed:
+        """A table every collection shares (the embedding cache)."""
+        return sql.Identifier(self.settings.schema, name)
+
+    @property
+    def rows(self) -> sql.Composed:
+        return self.t(self.rows_table)
 
     @property
     def source(self) -> sql.Composed:

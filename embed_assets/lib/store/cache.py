@@ -33,7 +33,7 @@ class CacheQueries(StoreBase):
                     "CROSS JOIN LATERAL (SELECT embedding FROM {cache} k WHERE k.model = %(model)s "
                     "  AND k.dimensions = %(dims)s AND k.content_hash = p.content_hash LIMIT 1) k "
                     "RETURNING content_hash",
-                    cache=self.t("embedding_cache"),
+                    cache=self.shared("embedding_cache"),
                 ),
                 {**_page_params(chunks), "model": space.model, "dims": space.dimensions},
             ).fetchall()
@@ -56,7 +56,7 @@ class CacheQueries(StoreBase):
                     "INSERT INTO {cache} (model, dimensions, content_hash, embedding) "
                     "SELECT %s, %s, content_hash, embedding FROM _stage_cache "
                     "ON CONFLICT DO NOTHING",
-                    cache=self.t("embedding_cache"),
+                    cache=self.shared("embedding_cache"),
                 ),
                 (space.model, space.dimensions),
             )
@@ -65,7 +65,7 @@ class CacheQueries(StoreBase):
         self.execute(
             self._sql(
                 "UPDATE {counters} SET hits = hits + %s, misses = misses + %s",
-                counters=self.t("cache_counters"),
+                counters=self.shared("cache_counters"),
             ),
             (hits, misses),
         )
@@ -73,7 +73,7 @@ class CacheQueries(StoreBase):
     def cache_evict(self, max_entries: int, max_age_days: float | None) -> int:
         """Drop entries unused for longer than max_age_days, then the least recently used ones
         beyond max_entries."""
-        cache = self.t("embedding_cache")
+        cache = self.shared("embedding_cache")
         evicted = 0
         if max_age_days:
             evicted += self.execute(
@@ -102,8 +102,8 @@ class CacheQueries(StoreBase):
         entries, hits, misses = self.execute(
             self._sql(
                 "SELECT (SELECT count(*) FROM {cache}), hits, misses FROM {counters}",
-                cache=self.t("embedding_cache"),
-                counters=self.t("cache_counters"),
+                cache=self.shared("embedding_cache"),
+                counters=self.shared("cache_counters"),
             )
         ).fetchone()
         asked = hits + misses
@@ -118,11 +118,12 @@ class CacheQueries(StoreBase):
         """Empty the cache and its counters; returns the entries removed."""
         with self.transaction():
             removed = self.execute(
-                self._sql("DELETE FROM {cache}", cache=self.t("embedding_cache"))
+                self._sql("DELETE FROM {cache}", cache=self.shared("embedding_cache"))
             ).rowcount
             self.execute(
                 self._sql(
-                    "UPDATE {counters} SET hits = 0, misses = 0", counters=self.t("cache_counters")
+                    "UPDATE {counters} SET hits = 0, misses = 0",
+                    counters=self.shared("cache_counters"),
                 )
             )
         return removed

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import numpy as np
+from psycopg import sql
 
 from embed_assets.lib.store.base import Space, StoreBase, _vectors
-from embed_assets.lib.store.rows import NAME_PATTERN
+from embed_assets.lib.store.repositories import NAME_PATTERN
 
 
 class CheckQueries(StoreBase):
@@ -81,13 +82,15 @@ class CheckQueries(StoreBase):
         )
 
     def check_unchunked_repositories(self, start: datetime, end: datetime, limit: int) -> dict:
+        """Rows (of any source kind) of the window with no chunk."""
         return self._violations(
-            "SELECT 'unchunked' AS kind, r.full_name AS id, r.row_time FROM {repositories} r "
+            "SELECT 'unchunked' AS kind, {key} AS id, r.row_time FROM {rows} r "
             "WHERE r.row_time >= %(start)s AND r.row_time < %(end)s "
-            "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.full_name = r.full_name)",
+            "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.key = {key})",
             {"start": start, "end": end},
             limit,
-            repositories=self.t("repositories"),
+            rows=self.rows,
+            key=sql.Identifier("r", self.rows_key),
             chunks=self.t("chunks"),
         )
 
@@ -184,9 +187,9 @@ class CheckQueries(StoreBase):
         return self._violations(
             "SELECT CASE WHEN m.cluster_id IS NULL THEN 'unassigned' "
             "  WHEN k.cluster_id IS NULL THEN 'unknown_cluster' ELSE 'stale' END AS kind, "
-            "  c.full_name AS id, c.row_time "
+            "  c.key AS id, c.row_time "
             "FROM {table} e JOIN {chunks} c USING (chunk_id) "
-            "LEFT JOIN {members} m ON m.space = %(space)s AND m.full_name = c.full_name "
+            "LEFT JOIN {members} m ON m.space = %(space)s AND m.key = c.key "
             "LEFT JOIN {clusters} k ON k.space = m.space AND k.cluster_id = m.cluster_id "
             "WHERE c.position = 0 AND NOT coalesce(m.removed, false) "
             "AND (m.cluster_id IS NULL OR k.cluster_id IS NULL OR m.content_hash <> "
@@ -243,11 +246,11 @@ class CheckQueries(StoreBase):
         }
 
     def sample_vectors(self, space: Space, n: int) -> list[tuple[str, str, np.ndarray]]:
-        """(chunk_id, full_name, vector) of n chunks picked by a hash of their id: the same
+        """(chunk_id, key, vector) of n chunks picked by a hash of their id: the same
         sample every time for the same vectors, spread over the whole space."""
         rows = self.execute(
             self._sql(
-                "SELECT e.chunk_id, c.full_name, vector_send(e.embedding) FROM (SELECT chunk_id, "
+                "SELECT e.chunk_id, c.key, vector_send(e.embedding) FROM (SELECT chunk_id, "
                 "embedding "
                 "  FROM {table} ORDER BY hashtext(chunk_id), chunk_id LIMIT %s) e "
                 "JOIN {chunks} c USING (chunk_id) ORDER BY hashtext(e.chunk_id), e.chunk_id",

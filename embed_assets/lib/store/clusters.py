@@ -14,16 +14,16 @@ class ClusterQueries(StoreBase):
     # Members are repositories, represented by the vector of their first chunk (name,
     # description, language, topics): README chunks would pull a repository towards its prose.
     def cluster_changes(self, space: Space) -> tuple[list[tuple[str, str, np.ndarray]], list[str]]:
-        """(full_name, content_hash, vector) of repositories that are new or whose vector changed
+        """(key, content_hash, vector) of repositories that are new or whose vector changed
         since they were clustered, and the members whose vector is gone. Members an operator
         removed stay out."""
         changed = self.execute(
             self._sql(
-                "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
+                "SELECT c.key, e.content_hash, vector_send(e.embedding) FROM {table} e "
                 "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
-                "  SELECT 1 FROM {members} m WHERE m.space = %(space)s AND m.full_name = "
-                "c.full_name "
-                "  AND (m.content_hash = e.content_hash OR m.removed)) ORDER BY c.full_name",
+                "  SELECT 1 FROM {members} m WHERE m.space = %(space)s AND m.key = "
+                "c.key "
+                "  AND (m.content_hash = e.content_hash OR m.removed)) ORDER BY c.key",
                 table=self.t(space.table),
                 chunks=self.t("chunks"),
                 members=self.t("cluster_members"),
@@ -35,9 +35,9 @@ class ClusterQueries(StoreBase):
             row[0]
             for row in self.execute(
                 self._sql(
-                    "SELECT m.full_name FROM {members} m WHERE m.space = %(space)s AND NOT EXISTS ("
+                    "SELECT m.key FROM {members} m WHERE m.space = %(space)s AND NOT EXISTS ("
                     "  SELECT 1 FROM {table} e JOIN {chunks} c USING (chunk_id) "
-                    "  WHERE c.full_name = m.full_name AND c.position = 0)",
+                    "  WHERE c.key = m.key AND c.position = 0)",
                     table=self.t(space.table),
                     chunks=self.t("chunks"),
                     members=self.t("cluster_members"),
@@ -56,10 +56,10 @@ class ClusterQueries(StoreBase):
         first-chunk vectors, for a full re-cluster."""
         rows = self.execute(
             self._sql(
-                "SELECT c.full_name, e.content_hash, vector_send(e.embedding) FROM {table} e "
+                "SELECT c.key, e.content_hash, vector_send(e.embedding) FROM {table} e "
                 "JOIN {chunks} c USING (chunk_id) WHERE c.position = 0 AND NOT EXISTS ("
-                "  SELECT 1 FROM {members} m WHERE m.space = %s AND m.full_name = c.full_name "
-                "  AND m.removed) ORDER BY c.full_name",
+                "  SELECT 1 FROM {members} m WHERE m.space = %s AND m.key = c.key "
+                "  AND m.removed) ORDER BY c.key",
                 table=self.t(space.table),
                 chunks=self.t("chunks"),
                 members=self.t("cluster_members"),
@@ -107,7 +107,7 @@ class ClusterQueries(StoreBase):
         return dict(
             self.execute(
                 self._sql(
-                    "SELECT full_name, cluster_id FROM {members} WHERE space = %s AND NOT removed",
+                    "SELECT key, cluster_id FROM {members} WHERE space = %s AND NOT removed",
                     members=self.t("cluster_members"),
                 ),
                 (space.name,),
@@ -122,7 +122,7 @@ class ClusterQueries(StoreBase):
         *,
         replace_all: bool,
     ) -> None:
-        """Upsert (full_name, content_hash, cluster_id) and drop the members in `gone`; a full
+        """Upsert (key, content_hash, cluster_id) and drop the members in `gone`; a full
         re-cluster (`replace_all`) first drops every member an operator did not remove."""
         members = self.t("cluster_members")
         if replace_all:
@@ -133,23 +133,20 @@ class ClusterQueries(StoreBase):
                 (space.name,),
             )
         self.execute(
-            self._sql(
-                "DELETE FROM {members} WHERE space = %s AND full_name = ANY(%s)", members=members
-            ),
+            self._sql("DELETE FROM {members} WHERE space = %s AND key = ANY(%s)", members=members),
             (space.name, list(gone)),
         )
         self.execute(
-            "CREATE TEMP TABLE _stage_members (full_name text, content_hash text, "
-            "cluster_id bigint)"
+            "CREATE TEMP TABLE _stage_members (key text, content_hash text, cluster_id bigint)"
         )
         with self.conn.cursor().copy("COPY _stage_members FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
         self.execute(
             self._sql(
-                "INSERT INTO {members} (space, full_name, content_hash, cluster_id) "
-                "SELECT %s, full_name, content_hash, cluster_id FROM _stage_members "
-                "ON CONFLICT (space, full_name) DO UPDATE SET content_hash = "
+                "INSERT INTO {members} (space, key, content_hash, cluster_id) "
+                "SELECT %s, key, content_hash, cluster_id FROM _stage_members "
+                "ON CONFLICT (space, key) DO UPDATE SET content_hash = "
                 "excluded.content_hash, "
                 "cluster_id = excluded.cluster_id",
                 members=members,
@@ -161,15 +158,15 @@ class ClusterQueries(StoreBase):
     def cluster_contents(
         self, space: Space, cluster_ids: Sequence[int]
     ) -> list[tuple[int, str, np.ndarray, str]]:
-        """(cluster_id, full_name, vector, text) of every member of these clusters."""
+        """(cluster_id, key, vector, text) of every member of these clusters."""
         rows = self.execute(
             self._sql(
-                "SELECT m.cluster_id, m.full_name, vector_send(e.embedding), c.text FROM {members} "
+                "SELECT m.cluster_id, m.key, vector_send(e.embedding), c.text FROM {members} "
                 "m "
-                "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0 "
+                "JOIN {chunks} c ON c.key = m.key AND c.position = 0 "
                 "JOIN {table} e USING (chunk_id) "
                 "WHERE m.space = %s AND NOT m.removed AND m.cluster_id = ANY(%s) "
-                "ORDER BY m.cluster_id, m.full_name",
+                "ORDER BY m.cluster_id, m.key",
                 members=self.t("cluster_members"),
                 chunks=self.t("chunks"),
                 table=self.t(space.table),
@@ -191,7 +188,7 @@ class ClusterQueries(StoreBase):
         dropped: Sequence[int],
     ) -> None:
         """Store computed clusters (cluster_id, size, vector_sum, label, representative,
-        mean_similarity) and member figures (full_name, similarity, near_duplicate_of), and drop
+        mean_similarity) and member figures (key, similarity, near_duplicate_of), and drop
         the clusters in `dropped`."""
         table = self.t("clusters")
         self.execute(
@@ -227,7 +224,7 @@ class ClusterQueries(StoreBase):
         )
         self.execute("DROP TABLE _stage_clusters")
         self.execute(
-            "CREATE TEMP TABLE _stage_member_figures (full_name text, similarity real, "
+            "CREATE TEMP TABLE _stage_member_figures (key text, similarity real, "
             "near_duplicate_of text[])"
         )
         with self.conn.cursor().copy("COPY _stage_member_figures FROM STDIN") as copy:
@@ -237,7 +234,7 @@ class ClusterQueries(StoreBase):
             self._sql(
                 "UPDATE {members} m SET similarity = f.similarity, "
                 "near_duplicate_of = f.near_duplicate_of FROM _stage_member_figures f "
-                "WHERE m.space = %s AND m.full_name = f.full_name",
+                "WHERE m.space = %s AND m.key = f.key",
                 members=self.t("cluster_members"),
             ),
             (space.name,),
@@ -281,10 +278,10 @@ class ClusterQueries(StoreBase):
                 "  SELECT cluster_id FROM {clusters} WHERE space = %(space)s "
                 "  AND NOT (cluster_id = ANY(%(exclude)s)) ORDER BY hashtext(cluster_id::text), "
                 "  cluster_id LIMIT %(clusters)s) k "
-                "CROSS JOIN LATERAL (SELECT m.full_name FROM {members} m WHERE m.space = %(space)s "
+                "CROSS JOIN LATERAL (SELECT m.key FROM {members} m WHERE m.space = %(space)s "
                 "  AND m.cluster_id = k.cluster_id AND NOT m.removed "
-                "  ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(per_cluster)s) m "
-                "JOIN {chunks} c ON c.full_name = m.full_name AND c.position = 0",
+                "  ORDER BY m.similarity DESC NULLS LAST, m.key LIMIT %(per_cluster)s) m "
+                "JOIN {chunks} c ON c.key = m.key AND c.position = 0",
                 clusters=self.t("clusters"),
                 members=self.t("cluster_members"),
                 chunks=self.t("chunks"),
@@ -306,9 +303,9 @@ class ClusterQueries(StoreBase):
         rows = self.execute(
             self._sql(
                 "SELECT k.cluster_id, k.size, k.label, k.representative, r.note, r.resolved_at, "
-                "  ARRAY(SELECT m.full_name FROM {members} m WHERE m.space = k.space "
+                "  ARRAY(SELECT m.key FROM {members} m WHERE m.space = k.space "
                 "        AND m.cluster_id = k.cluster_id AND NOT m.removed "
-                "        ORDER BY m.similarity DESC NULLS LAST, m.full_name LIMIT %(members)s) "
+                "        ORDER BY m.similarity DESC NULLS LAST, m.key LIMIT %(members)s) "
                 "FROM {clusters} k LEFT JOIN {resolutions} r "
                 "  ON r.space = k.space AND r.cluster_id = k.cluster_id "
                 "WHERE k.space = %(space)s ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
@@ -324,32 +321,32 @@ class ClusterQueries(StoreBase):
     def cluster_members(self, space: Space, cluster_id: int) -> list[dict]:
         rows = self.execute(
             self._sql(
-                "SELECT full_name, similarity, near_duplicate_of FROM {members} "
+                "SELECT key, similarity, near_duplicate_of FROM {members} "
                 "WHERE space = %s AND cluster_id = %s AND NOT removed "
-                "ORDER BY similarity DESC NULLS LAST, full_name",
+                "ORDER BY similarity DESC NULLS LAST, key",
                 members=self.t("cluster_members"),
             ),
             (space.name, cluster_id),
         ).fetchall()
         return [
             {
-                "full_name": n,
+                "key": n,
                 "similarity": None if s is None else round(float(s), 4),
                 "near_duplicate_of": list(d or []),
             }
             for n, s, d in rows
         ]
 
-    def remove_cluster_member(self, space: Space, full_name: str) -> int | None:
+    def remove_cluster_member(self, space: Space, key: str) -> int | None:
         """Take a repository out of its cluster for good; returns the cluster it left."""
         row = self.execute(
             self._sql(
                 "UPDATE {members} m SET removed = true, cluster_id = NULL FROM {members} old "
-                "WHERE m.space = %s AND m.full_name = %s AND old.space = m.space "
-                "AND old.full_name = m.full_name RETURNING old.cluster_id",
+                "WHERE m.space = %s AND m.key = %s AND old.space = m.space "
+                "AND old.key = m.key RETURNING old.cluster_id",
                 members=self.t("cluster_members"),
             ),
-            (space.name, full_name),
+            (space.name, key),
         ).fetchone()
         return row[0] if row else None
 
@@ -372,3 +369,29 @@ class ClusterQueries(StoreBase):
                 (space.name, cluster_id, note),
             )
         return bool(exists)
+
+    # -- groups (a table collection's group_by) -----------------------------------------------
+    def row_groups(self, keys: Sequence[str]) -> dict[str, str | None]:
+        """The group of each of these rows."""
+        return dict(
+            self.execute(
+                self._sql(
+                    "SELECT key, group_key FROM {rows} WHERE key = ANY(%s)", rows=self.t("rows")
+                ),
+                (list(keys),),
+            ).fetchall()
+        )
+
+    def cluster_groups(self, space: Space) -> dict[int, str | None]:
+        """The group of each cluster: its members' (one, since clusters stay in their group)."""
+        return dict(
+            self.execute(
+                self._sql(
+                    "SELECT DISTINCT ON (m.cluster_id) m.cluster_id, r.group_key FROM {members} m "
+                    "JOIN {rows} r USING (key) WHERE m.space = %s AND m.cluster_id IS NOT NULL",
+                    members=self.t("cluster_members"),
+                    rows=self.t("rows"),
+                ),
+                (space.name,),
+            ).fetchall()
+        )

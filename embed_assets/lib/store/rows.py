@@ -1,33 +1,18 @@
-"""The source table, the normalised repositories, their chunks, and the change log's cursors."""
+"""The generic tables every collection has: its chunks, and the change log with its readers'
+cursors."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-import psycopg
 from psycopg import sql
 
-from embed_assets.lib.store.base import StoreBase, _columns, _row_of
+from embed_assets.lib.store.base import StoreBase
 
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"  # GitHub's owner/name, as the loader checks it
-
-# Columns whose change alters the embedded text (or the row's partition); others (stars, url) do not
-# log a change, so that they never cause a run.
-TEXT_COLUMNS = ("description", "language", "topics", "readme", "created_at")
-SOURCE_COLUMNS = (
-    "full_name",
-    "description",
-    "language",
-    "stars",
-    "topics",
-    "url",
-    "readme",
-    "created_at",
-)
 CHUNK_COLUMNS = (
     "chunk_id",
-    "full_name",
+    "key",
     "position",
     "row_time",
     "text",
@@ -38,152 +23,6 @@ CHUNK_COLUMNS = (
 
 
 class RowQueries(StoreBase):
-    def upsert_source(self, rows: Sequence[Sequence]) -> dict[str, int]:
-        """Insert or update rows (tuples in SOURCE_COLUMNS order) keyed by full_name.
-
-        A row equal to the stored one is left alone, so that it logs no change and keeps its
-        updated_at."""
-        if not rows:
-            return {"inserted": 0, "updated": 0, "unchanged": 0}
-        with self.transaction():
-            self.execute(
-                self._sql(
-                    "CREATE TEMP TABLE _stage_source (LIKE {source} INCLUDING DEFAULTS) ON COMMIT "
-                    "DROP",
-                    source=self.source,
-                )
-            )
-            with self.conn.cursor().copy(
-                sql.SQL("COPY _stage_source ({}) FROM STDIN").format(_columns(SOURCE_COLUMNS))
-            ) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
-                for c in SOURCE_COLUMNS[1:]
-            )
-            result = self.execute(
-                self._sql(
-                    "INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
-                    "ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
-                    "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
-                    source=self.source,
-                    cols=_columns(SOURCE_COLUMNS),
-                    assignments=assignments,
-                    old=_row_of("s", SOURCE_COLUMNS[1:]),
-                    new=_row_of("excluded", SOURCE_COLUMNS[1:]),
-                )
-            ).fetchall()
-        self.analyze_if_grown(
-            self.settings.source_table, len(result), ("full_name", "created_at", "row_hash")
-        )
-        inserted = sum(1 for (new,) in result if new)
-        updated = len(result) - inserted
-        return {
-            "inserted": inserted,
-            "updated": updated,
-            "unchanged": len(rows) - inserted - updated,
-        }
-
-    def count_source(self, start: datetime | None = None, end: datetime | None = None) -> int:
-        if start is None:
-            return self.execute(
-                self._sql("SELECT count(*) FROM {source}", source=self.source)
-            ).fetchone()[0]
-        return self.execute(
-            self._sql(
-                "SELECT count(*) FROM {source} WHERE created_at >= %s AND created_at < %s",
-                source=self.source,
-            ),
-            (start, end),
-        ).fetchone()[0]
-
-    # -- repositories ------------------------------------------------------------------------
-    def sync_repositories(self, start: datetime, end: datetime) -> dict:
-        """In one transaction, for the source rows of [start, end): normalise and upsert those
-        that changed, record the invalid ones in `rejected_rows` with the reason, and delete
-        repositories whose source row is gone, moved out of the window or is now invalid.
-
-        Source rows may come from any writer, so the rules are applied here, in SQL, for every
-        row: `owner/name` names, no negative stars, trimmed text with empty as NULL, lower-case
-        de-duplicated topics. Rows already stored (or rejected) as they are cost one hash compare.
-        """
-        params = {"start": start, "end": end, "name_pattern": NAME_PATTERN}
-        with self.transaction():
-            # Rows written with triggers off (a restore, replication) lack the hash: the row
-            # trigger computes it on this no-op update, and the change log ignores it.
-            self.execute(
-                self._sql(
-                    "UPDATE {source} SET row_hash = NULL WHERE row_hash IS NULL "
-                    "AND created_at >= %(start)s AND created_at < %(end)s",
-                    source=self.source,
-                ),
-                params,
-            )
-            self.execute(
-                self._sql(
-                    _CHANGED_SOURCE_ROWS,
-                    source=self.source,
-                    cols=sql.SQL(", ").join(sql.Identifier("s", c) for c in SOURCE_COLUMNS),
-                    repositories=self.t("repositories"),
-                    rejected=self.t("rejected_rows"),
-                ),
-                params,
-            )
-            changed = self.execute("SELECT count(*) FROM _changed").fetchone()[0]
-            self.execute(
-                self._sql(
-                    "DELETE FROM {rejected} WHERE full_name IN (SELECT full_name FROM _changed); "
-                    "INSERT INTO {rejected} (full_name, row_time, source_hash, reason) "
-                    "SELECT full_name, created_at, source_hash, reason FROM _changed "
-                    "WHERE reason IS NOT NULL",
-                    rejected=self.t("rejected_rows"),
-                )
-            )
-            rejected = self.execute(
-                "SELECT full_name, reason FROM _changed WHERE reason IS NOT NULL ORDER BY full_name"
-            ).fetchall()
-            result = self.execute(
-                self._sql(_UPSERT_REPOSITORIES, repositories=self.t("repositories"))
-            ).fetchall()
-            deleted = self.execute(
-                self._sql(
-                    "DELETE FROM {repositories} r WHERE r.row_time >= %(start)s AND r.row_time < "
-                    "%(end)s "
-                    "AND (NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = r.full_name "
-                    "  AND s.created_at >= %(start)s AND s.created_at < %(end)s) "
-                    "  OR r.full_name IN (SELECT full_name FROM _changed WHERE reason IS NOT "
-                    "NULL))",
-                    repositories=self.t("repositories"),
-                    source=self.source,
-                ),
-                params,
-            ).rowcount
-            self.execute(
-                self._sql(
-                    "DELETE FROM {rejected} j WHERE j.row_time >= %(start)s AND j.row_time < "
-                    "%(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = j.full_name "
-                    "  AND s.row_hash = j.source_hash)",
-                    rejected=self.t("rejected_rows"),
-                    source=self.source,
-                ),
-                params,
-            )
-        self.analyze_if_grown(
-            "repositories",
-            len(result) + deleted,
-            ("full_name", "row_time", "source_hash", "text_hash"),
-        )
-        added = sum(1 for (new,) in result if new)
-        return {
-            "changed": changed,
-            "added": added,
-            "updated": len(result) - added,
-            "deleted": deleted,
-            "rejected": rejected,
-        }
-
     def count_in_window(self, table: str, start: datetime, end: datetime) -> int:
         return self.execute(
             self._sql(
@@ -194,29 +33,12 @@ class RowQueries(StoreBase):
         ).fetchone()[0]
 
     # -- chunks ------------------------------------------------------------------------------
-    def repositories_to_chunk(self, start: datetime, end: datetime, chunker: str) -> list[dict]:
-        """Repositories in [start, end) whose text, time or chunking differs from their chunks'."""
-        cur = self.conn.cursor(row_factory=psycopg.rows.dict_row)
-        return cur.execute(
-            self._sql(
-                "SELECT r.full_name, r.description, r.language, r.topics, r.readme, r.row_time, "
-                "r.text_hash FROM {repositories} r "
-                "WHERE r.row_time >= %(start)s AND r.row_time < %(end)s AND NOT EXISTS ("
-                "  SELECT 1 FROM {chunks} c WHERE c.chunk_id = r.full_name || '#0' "
-                "  AND c.text_hash = r.text_hash AND c.chunker = %(chunker)s "
-                "  AND c.row_time = r.row_time)",
-                repositories=self.t("repositories"),
-                chunks=self.t("chunks"),
-            ),
-            {"start": start, "end": end, "chunker": chunker},
-        ).fetchall()
-
     def write_chunks(
-        self, start: datetime, end: datetime, full_names: Sequence[str], rows: Sequence[Sequence]
+        self, start: datetime, end: datetime, keys: Sequence[str], rows: Sequence[Sequence]
     ) -> dict[str, int]:
-        """In one transaction: upsert the chunks of `full_names` (CHUNK_COLUMNS order), delete
+        """In one transaction: upsert the chunks of the rows `keys` (CHUNK_COLUMNS order), delete
         their chunks that no longer exist (shorter text), and delete chunks of [start, end) whose
-        repository is gone from the window. `updated` counts chunks whose text changed."""
+        row is gone from the window. `updated` counts chunks whose text changed."""
         with self.transaction():
             self._stage("chunks", CHUNK_COLUMNS, rows)
             updated = self.execute(
@@ -229,27 +51,27 @@ class RowQueries(StoreBase):
             upserted = self._upsert_from_stage("chunks", CHUNK_COLUMNS, "chunk_id")
             deleted = self.execute(
                 self._sql(
-                    "DELETE FROM {chunks} c WHERE c.full_name IN (SELECT unnest(%b::text[])) "
+                    "DELETE FROM {chunks} c WHERE c.key IN (SELECT unnest(%b::text[])) "
                     "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
                     chunks=self.t("chunks"),
                 ),
-                (list(full_names),),
+                (list(keys),),
             ).rowcount
             deleted += self.execute(
                 self._sql(
                     "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s AND c.row_time < %(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {repositories} r WHERE r.full_name = "
-                    "c.full_name "
+                    "AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE {rows_key} = c.key "
                     "  AND r.row_time = c.row_time)",
                     chunks=self.t("chunks"),
-                    repositories=self.t("repositories"),
+                    rows=self.rows,
+                    rows_key=sql.Identifier("r", self.rows_key),
                 ),
                 {"start": start, "end": end},
             ).rowcount
         self.analyze_if_grown(
             "chunks",
             upserted.added + upserted.updated + deleted,
-            ("chunk_id", "full_name", "row_time", "content_hash"),
+            ("chunk_id", "key", "row_time", "content_hash"),
         )
         return {"added": upserted.added, "updated": updated, "deleted": deleted}
 
@@ -325,60 +147,3 @@ class RowQueries(StoreBase):
                 "pg_current_xact_id()::text::bigint"
             ).fetchone()
         return rows, oldest, own
-
-    def changed_repositories(
-        self, start: datetime, end: datetime, since: datetime, limit: int
-    ) -> list[dict]:
-        """A few repositories of [start, end) written at or after `since`, for a preview."""
-        cur = self.conn.cursor(row_factory=psycopg.rows.dict_row)
-        return cur.execute(
-            self._sql(
-                "SELECT full_name, language, stars, description FROM {repositories} "
-                "WHERE row_time >= %s AND row_time < %s AND updated_at >= %s "
-                "ORDER BY updated_at DESC, full_name LIMIT %s",
-                repositories=self.t("repositories"),
-            ),
-            (start, end, since, limit),
-        ).fetchall()
-
-
-_CHANGED_SOURCE_ROWS = """
-CREATE TEMP TABLE _changed ON COMMIT DROP AS
-SELECT {cols}, s.row_hash AS source_hash,
-    CASE WHEN s.full_name !~ %(name_pattern)s
-         THEN 'full_name: not an ''owner/name'' repository name: ' ||
-         quote_literal(left(s.full_name, 80))
-         WHEN s.stars < 0 THEN 'stars: negative: ' || s.stars
-    END AS reason
-FROM {source} s
-WHERE s.created_at >= %(start)s AND s.created_at < %(end)s
-AND NOT EXISTS (SELECT 1 FROM {repositories} r
-                WHERE r.full_name = s.full_name AND r.source_hash = s.row_hash)
-AND NOT EXISTS (SELECT 1 FROM {rejected} j
-                WHERE j.full_name = s.full_name AND j.source_hash = s.row_hash)
-"""
-
-_UPSERT_REPOSITORIES = """
-INSERT INTO {repositories} AS r (full_name, description, language, stars, topics, url, readme,
-                                 row_time, source_hash, text_hash)
-SELECT full_name, description, language, stars, topics, url, readme, created_at, source_hash,
-       md5(ROW(description, language, topics, readme)::text)
-FROM (
-    SELECT c.full_name, c.stars, c.created_at, c.source_hash,
-        nullif(btrim(c.description, E' \\t\\r\\n'), '') AS description,
-        nullif(btrim(c.language, E' \\t\\r\\n'), '') AS language,
-        nullif(btrim(c.readme, E' \\t\\r\\n'), '') AS readme,
-        coalesce(nullif(btrim(c.url), ''), 'https://github.com/' || c.full_name) AS url,
-        ARRAY(SELECT topic FROM (
-                SELECT lower(btrim(t)) AS topic, min(i) AS first FROM unnest(c.topics)
-                WITH ORDINALITY AS u(t, i) WHERE btrim(t) <> '' GROUP BY 1) q
-              ORDER BY first) AS topics
-    FROM _changed c WHERE c.reason IS NULL
-) normalised
-ON CONFLICT (full_name) DO UPDATE SET
-    description = excluded.description, language = excluded.language, stars = excluded.stars,
-    topics = excluded.topics, url = excluded.url, readme = excluded.readme,
-    row_time = excluded.row_time, source_hash = excluded.source_hash,
-    text_hash = excluded.text_hash, updated_at = now()
-RETURNING (xmax = 0)
-"""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from psycopg import sql
 
 from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
-from embed_assets.lib.store.rows import TEXT_COLUMNS
+from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v7"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
+# v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
+_V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
 
 class SchemaQueries(StoreBase):
@@ -37,63 +41,118 @@ class SchemaQueries(StoreBase):
                     f"pgvector {installed} is installed; embed_assets needs >= 0.5 "
                     "(HNSW indexes): ALTER EXTENSION vector UPDATE"
                 )
-            had_trigger = self._has_change_triggers()
-            self.execute(
-                self._sql(
-                    _SCHEMA_DDL,
-                    schema=sql.Identifier(self.schema),
-                    source=self.source,
-                    changes=self.t("source_changes"),
-                    repositories=self.t("repositories"),
-                    rejected=self.t("rejected_rows"),
-                    chunks=self.t("chunks"),
-                    spaces=self.t("spaces"),
-                    cursors=self.t("cursors"),
-                    failures=self.t("embedding_failures"),
-                    cache=self.t("embedding_cache"),
-                    counters=self.t("cache_counters"),
-                    clusters=self.t("clusters"),
-                    members=self.t("cluster_members"),
-                    resolutions=self.t("cluster_resolutions"),
-                    meta=self.t("cluster_meta"),
-                    etags=self.t("github_etags"),
-                )
-            )
-            self.execute(
-                self._sql(
-                    _TRIGGER_DDL,
-                    source=self.source,
-                    changes=self.t("source_changes"),
-                    log_insert=self.t("log_source_insert"),
-                    log_update=self.t("log_source_update"),
-                    log_delete=self.t("log_source_delete"),
-                    set_hash=self.t("set_source_row_hash"),
-                    text_old=_row_of("o", TEXT_COLUMNS),
-                    text_new=_row_of("n", TEXT_COLUMNS),
-                )
-            )
-            if not had_trigger:
-                # A source table filled before the triggers existed: hash and log what it holds.
-                self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
-                self.execute(
-                    self._sql(
-                        "INSERT INTO {changes} (full_name, row_time, op) "
-                        "SELECT full_name, created_at, 'insert' FROM {source}",
-                        changes=self.t("source_changes"),
-                        source=self.source,
-                    )
-                )
+            if self.table_spec is None:
+                self._install_repositories()
+            else:
+                self._install_table()
             self.execute(
                 sql.SQL("COMMENT ON SCHEMA {} IS {}").format(
-                    sql.Identifier(self.schema), sql.Literal(SCHEMA_MARK)
+                    sql.Identifier(self.schema), sql.Literal(self._mark())
                 )
             )
+
+    def _install_repositories(self) -> None:
+        self._upgrade_from_v7()
+        had_trigger = self._has_change_triggers()
+        self.execute(
+            self._sql(
+                _GENERIC_DDL + _SHARED_DDL + _REPOSITORIES_DDL,
+                **self._generic_tables(),
+                source=self.source,
+                repositories=self.t("repositories"),
+                rejected=self.t("rejected_rows"),
+                etags=self.t("github_etags"),
+            )
+        )
+        self.execute(
+            self._sql(
+                _TRIGGER_DDL,
+                source=self.source,
+                changes=self.t("source_changes"),
+                log_insert=self.t("log_source_insert"),
+                log_update=self.t("log_source_update"),
+                log_delete=self.t("log_source_delete"),
+                set_hash=self.t("set_source_row_hash"),
+                text_old=_row_of("o", TEXT_COLUMNS),
+                text_new=_row_of("n", TEXT_COLUMNS),
+            )
+        )
+        if not had_trigger:
+            # A source table filled before the triggers existed: hash and log what it holds.
+            self.execute(self._sql("UPDATE {source} SET row_hash = NULL", source=self.source))
+            self.execute(
+                self._sql(
+                    "INSERT INTO {changes} (key, row_time, op) "
+                    "SELECT full_name, created_at, 'insert' FROM {source}",
+                    changes=self.t("source_changes"),
+                    source=self.source,
+                )
+            )
+
+    def _install_table(self) -> None:
+        spec = self.table_spec
+        self.execute(self._sql(_GENERIC_DDL + _SHARED_DDL, **self._generic_tables()))
+        had_triggers = self.has_table_triggers(spec)
+        self.install_table_source(spec)
+        if spec.triggers and not had_triggers:
+            self.log_every_table_row(spec)
+
+    def _generic_tables(self) -> dict[str, sql.Composable]:
+        return {
+            "schema": sql.Identifier(self.schema),
+            "shared_schema": sql.Identifier(self.settings.schema),
+            "changes": self.t("source_changes"),
+            "chunks": self.t("chunks"),
+            "spaces": self.t("spaces"),
+            "cursors": self.t("cursors"),
+            "failures": self.t("embedding_failures"),
+            "cache": self.shared("embedding_cache"),
+            "counters": self.shared("cache_counters"),
+            "clusters": self.t("clusters"),
+            "members": self.t("cluster_members"),
+            "resolutions": self.t("cluster_resolutions"),
+            "meta": self.t("cluster_meta"),
+        }
+
+    def _mark(self) -> str:
+        """The schema's version, and for a table collection what its triggers watch: another
+        declaration (other columns read) installs them again."""
+        if self.table_spec is None:
+            return SCHEMA_MARK
+        digest = hashlib.sha1(repr(self.table_spec).encode()).hexdigest()[:12]
+        return f"{SCHEMA_MARK} table {digest}"
+
+    def _upgrade_from_v7(self) -> None:
+        """In place, inside the schema transaction: renames only, so vectors, the cache and
+        clusters are kept and nothing is re-embedded. The trigger functions are replaced
+        after, by the DDL that follows."""
+        for table in _V7_KEY_COLUMNS:
+            named_as_v7 = self.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s AND column_name = 'full_name'",
+                (self.schema, table),
+            ).fetchone()
+            if named_as_v7:
+                self.execute(
+                    self._sql(
+                        "ALTER TABLE {table} RENAME COLUMN full_name TO key", table=self.t(table)
+                    )
+                )
+        self.execute(
+            self._sql(
+                "ALTER INDEX IF EXISTS {old} RENAME TO chunks_key", old=self.t("chunks_full_name")
+            )
+        )
 
     def _schema_is_current(self) -> bool:
         mark = self.execute(
             "SELECT obj_description(to_regnamespace(%s), 'pg_namespace')", (self.schema,)
         ).fetchone()[0]
-        return mark == SCHEMA_MARK and self._has_change_triggers()
+        if mark != self._mark():
+            return False
+        if self.table_spec is None:
+            return self._has_change_triggers()
+        return not self.table_spec.triggers or self.has_table_triggers(self.table_spec)
 
     def _has_change_triggers(self) -> bool:
         return (
@@ -114,8 +173,110 @@ class SchemaQueries(StoreBase):
             _ensured.clear()
 
 
-_SCHEMA_DDL = """
+# Every collection's own tables, in its schema.
+_GENERIC_DDL = """
 CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {changes} (
+    id bigserial PRIMARY KEY,
+    key text NOT NULL,
+    row_time timestamptz NOT NULL,
+    op text NOT NULL,
+    logged_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {chunks} (
+    chunk_id text PRIMARY KEY,
+    key text NOT NULL,
+    position integer NOT NULL,
+    row_time timestamptz NOT NULL,
+    text text NOT NULL,
+    content_hash text NOT NULL,
+    text_hash text NOT NULL,
+    chunker text NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
+CREATE INDEX IF NOT EXISTS chunks_key ON {chunks} (key);
+CREATE TABLE IF NOT EXISTS {spaces} (
+    name text PRIMARY KEY,
+    model text NOT NULL,
+    dimensions integer NOT NULL,
+    active boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spaces_one_active ON {spaces} (active) WHERE active;
+ALTER TABLE {spaces} ADD COLUMN IF NOT EXISTS written_at timestamptz;
+CREATE TABLE IF NOT EXISTS {failures} (
+    space text NOT NULL,
+    chunk_id text NOT NULL,
+    content_hash text NOT NULL,
+    reason text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, chunk_id)
+);
+CREATE TABLE IF NOT EXISTS {clusters} (
+    space text NOT NULL,
+    cluster_id bigint NOT NULL,
+    size integer NOT NULL,
+    vector_sum vector NOT NULL,
+    label text NOT NULL,
+    representative text NOT NULL,
+    mean_similarity real NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS {members} (
+    space text NOT NULL,
+    key text NOT NULL,
+    content_hash text NOT NULL,
+    cluster_id bigint,
+    similarity real,
+    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
+    removed boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (space, key)
+);
+CREATE INDEX IF NOT EXISTS cluster_members_cluster ON {members} (space, cluster_id);
+CREATE TABLE IF NOT EXISTS {resolutions} (
+    space text NOT NULL,
+    cluster_id bigint NOT NULL,
+    note text NOT NULL,
+    resolved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (space, cluster_id)
+);
+CREATE TABLE IF NOT EXISTS {meta} (
+    space text PRIMARY KEY,
+    next_id bigint NOT NULL,
+    full_at timestamptz,
+    baseline jsonb
+);
+CREATE TABLE IF NOT EXISTS {cursors} (
+    name text PRIMARY KEY,
+    position bigint NOT NULL
+);
+ALTER TABLE {cursors} ADD COLUMN IF NOT EXISTS state text;
+"""
+
+# The embedding cache every collection shares, in the settings' schema.
+_SHARED_DDL = """
+CREATE SCHEMA IF NOT EXISTS {shared_schema};
+CREATE TABLE IF NOT EXISTS {cache} (
+    model text NOT NULL,
+    dimensions integer NOT NULL,
+    content_hash text NOT NULL,
+    embedding vector NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    used_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, dimensions, content_hash)
+);
+CREATE INDEX IF NOT EXISTS embedding_cache_used_at ON {cache} (used_at);
+CREATE TABLE IF NOT EXISTS {counters} (
+    hits bigint NOT NULL DEFAULT 0,
+    misses bigint NOT NULL DEFAULT 0
+);
+INSERT INTO {counters} SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {counters});
+"""
+
+# The repositories source kind's tables (its triggers: _TRIGGER_DDL).
+_REPOSITORIES_DDL = """
 CREATE TABLE IF NOT EXISTS {source} (
     full_name text PRIMARY KEY,
     description text,
@@ -129,13 +290,6 @@ CREATE TABLE IF NOT EXISTS {source} (
     row_hash text
 );
 CREATE INDEX IF NOT EXISTS source_created_at ON {source} (created_at);
-CREATE TABLE IF NOT EXISTS {changes} (
-    id bigserial PRIMARY KEY,
-    full_name text NOT NULL,
-    row_time timestamptz NOT NULL,
-    op text NOT NULL,
-    logged_at timestamptz NOT NULL DEFAULT now()
-);
 CREATE TABLE IF NOT EXISTS {repositories} (
     full_name text PRIMARY KEY,
     description text,
@@ -157,91 +311,6 @@ CREATE TABLE IF NOT EXISTS {rejected} (
     reason text NOT NULL,
     rejected_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE IF NOT EXISTS {chunks} (
-    chunk_id text PRIMARY KEY,
-    full_name text NOT NULL,
-    position integer NOT NULL,
-    row_time timestamptz NOT NULL,
-    text text NOT NULL,
-    content_hash text NOT NULL,
-    text_hash text NOT NULL,
-    chunker text NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
-CREATE INDEX IF NOT EXISTS chunks_full_name ON {chunks} (full_name);
-CREATE TABLE IF NOT EXISTS {spaces} (
-    name text PRIMARY KEY,
-    model text NOT NULL,
-    dimensions integer NOT NULL,
-    active boolean NOT NULL DEFAULT false,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE UNIQUE INDEX IF NOT EXISTS spaces_one_active ON {spaces} (active) WHERE active;
-ALTER TABLE {spaces} ADD COLUMN IF NOT EXISTS written_at timestamptz;
-CREATE TABLE IF NOT EXISTS {failures} (
-    space text NOT NULL,
-    chunk_id text NOT NULL,
-    content_hash text NOT NULL,
-    reason text NOT NULL,
-    failed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (space, chunk_id)
-);
-CREATE TABLE IF NOT EXISTS {cache} (
-    model text NOT NULL,
-    dimensions integer NOT NULL,
-    content_hash text NOT NULL,
-    embedding vector NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    used_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (model, dimensions, content_hash)
-);
-CREATE INDEX IF NOT EXISTS embedding_cache_used_at ON {cache} (used_at);
-CREATE TABLE IF NOT EXISTS {counters} (
-    hits bigint NOT NULL DEFAULT 0,
-    misses bigint NOT NULL DEFAULT 0
-);
-INSERT INTO {counters} SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM {counters});
-CREATE TABLE IF NOT EXISTS {clusters} (
-    space text NOT NULL,
-    cluster_id bigint NOT NULL,
-    size integer NOT NULL,
-    vector_sum vector NOT NULL,
-    label text NOT NULL,
-    representative text NOT NULL,
-    mean_similarity real NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (space, cluster_id)
-);
-CREATE TABLE IF NOT EXISTS {members} (
-    space text NOT NULL,
-    full_name text NOT NULL,
-    content_hash text NOT NULL,
-    cluster_id bigint,
-    similarity real,
-    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
-    removed boolean NOT NULL DEFAULT false,
-    PRIMARY KEY (space, full_name)
-);
-CREATE INDEX IF NOT EXISTS cluster_members_cluster ON {members} (space, cluster_id);
-CREATE TABLE IF NOT EXISTS {resolutions} (
-    space text NOT NULL,
-    cluster_id bigint NOT NULL,
-    note text NOT NULL,
-    resolved_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (space, cluster_id)
-);
-CREATE TABLE IF NOT EXISTS {meta} (
-    space text PRIMARY KEY,
-    next_id bigint NOT NULL,
-    full_at timestamptz,
-    baseline jsonb
-);
-CREATE TABLE IF NOT EXISTS {cursors} (
-    name text PRIMARY KEY,
-    position bigint NOT NULL
-);
-ALTER TABLE {cursors} ADD COLUMN IF NOT EXISTS state text;
 CREATE TABLE IF NOT EXISTS {etags} (
     url text PRIMARY KEY,
     etag text NOT NULL,
@@ -263,19 +332,19 @@ CREATE OR REPLACE TRIGGER embed_assets_row_hash BEFORE INSERT OR UPDATE ON {sour
     FOR EACH ROW EXECUTE FUNCTION {set_hash}();
 CREATE OR REPLACE FUNCTION {log_insert}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT full_name, created_at, 'insert' FROM new_rows;
     RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION {log_update}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- Only changes to what is embedded (or to the row's time) are logged: stars never cause a run.
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT n.full_name, n.created_at, 'update' FROM new_rows n
     LEFT JOIN old_rows o ON o.full_name = n.full_name
     WHERE o.full_name IS NULL OR {text_old} IS DISTINCT FROM {text_new};
     -- A row that moved to another time (or was renamed) leaves its old partition.
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT o.full_name, o.created_at, 'delete' FROM old_rows o
     LEFT JOIN new_rows n ON n.full_name = o.full_name
     WHERE n.full_name IS NULL OR n.created_at IS DISTINCT FROM o.created_at;
@@ -283,7 +352,7 @@ BEGIN
 END $$;
 CREATE OR REPLACE FUNCTION {log_delete}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {changes} (full_name, row_time, op)
+    INSERT INTO {changes} (key, row_time, op)
     SELECT full_name, created_at, 'delete' FROM old_rows;
     RETURN NULL;
 END $$;

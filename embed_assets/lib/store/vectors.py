@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -388,36 +388,60 @@ class VectorQueries(StoreBase):
         *,
         language: str | None = None,
         min_stars: int | None = None,
+        where: Mapping[str, str] | None = None,
+        group: str | None = None,
         exact: bool = False,
-    ) -> list[tuple[str, float, str]]:
-        """Nearest chunks by cosine distance, best chunk per repository, best first.
+    ) -> list[tuple[str, float, str, dict | None]]:
+        """Nearest chunks by cosine distance, best chunk per row, best first, as (key, score,
+        text, metadata). Filters: `language` and `min_stars` of a repositories collection;
+        `where` (metadata column = value, all of them) and `group` of a table collection.
 
         Through the HNSW index, fetching a few times k candidates and filtering them; when the
         filters leave fewer than k repositories (pgvector 0.6 has no iterative index scans), the
         same query runs exactly over the filtered rows. `exact` skips the index altogether (the
         recall check compares the two)."""
-        filtered = language is not None or min_stars is not None
+        filtered = bool(where) or any(f is not None for f in (language, min_stars, group))
         candidates = 4 * k if not filtered else max(16 * k, 200)
-        params = {"q": vector, "n": candidates, "language": language, "min_stars": min_stars}
-        where = sql.SQL(
-            "(%(language)s::text IS NULL OR lower(r.language) = lower(%(language)s::text)) "
-            "AND (%(min_stars)s::bigint IS NULL OR r.stars >= %(min_stars)s::bigint)"
+        params = {
+            "q": vector,
+            "n": candidates,
+            "language": language,
+            "min_stars": min_stars,
+            "group": group,
+        }
+        if self.table_spec is None:
+            metadata = sql.SQL("jsonb_build_object('language', r.language, 'stars', r.stars)")
+            condition = sql.SQL(
+                "(%(language)s::text IS NULL OR lower(r.language) = lower(%(language)s::text)) "
+                "AND (%(min_stars)s::bigint IS NULL OR r.stars >= %(min_stars)s::bigint)"
+            )
+        else:
+            metadata = sql.SQL("r.metadata")
+            condition = sql.SQL("(%(group)s::text IS NULL OR r.group_key = %(group)s::text)")
+        # Compared as text: a value from the command line is a string whatever the column's type.
+        for column, value in (where or {}).items():
+            condition = sql.SQL("{} AND ({} ->> {}) = {}").format(
+                condition, metadata, sql.Literal(column), sql.Literal(value)
+            )
+        joined = self._sql(
+            "JOIN {chunks} c USING (chunk_id) JOIN {rows} r ON {key} = c.key",
+            chunks=self.t("chunks"),
+            rows=self.rows,
+            key=sql.Identifier("r", self.rows_key),
         )
 
         def nearest(distance: str) -> sql.Composed:
             """The n nearest chunks by `distance` from the vectors alone, then filtered."""
             return self._sql(
-                "SELECT c.full_name, 1 - e.distance, c.text FROM ("
+                "SELECT c.key, 1 - e.distance, c.text, {metadata} FROM ("
                 "  SELECT chunk_id, {distance} AS distance FROM {table} "
                 "  ORDER BY {distance} LIMIT %(n)s) e "
-                "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = "
-                "c.full_name "
-                "WHERE {where} ORDER BY e.distance",
+                "{joined} WHERE {condition} ORDER BY e.distance",
                 distance=sql.SQL(distance),
                 table=self.t(space.table),
-                chunks=self.t("chunks"),
-                repositories=self.t("repositories"),
-                where=where,
+                metadata=metadata,
+                joined=joined,
+                condition=condition,
             )
 
         # The query vector goes in binary (`%b`): parsing 384 floats from text cost 0.4 ms of a
@@ -428,13 +452,12 @@ class VectorQueries(StoreBase):
         # chunk and repository (~1 s).
         scanned = nearest("cosine_distance(embedding, %(q)b)")
         exhaustive = self._sql(
-            "SELECT c.full_name, 1 - (e.embedding <=> %(q)b), c.text FROM {table} e "
-            "JOIN {chunks} c USING (chunk_id) JOIN {repositories} r ON r.full_name = c.full_name "
-            "WHERE {where} ORDER BY e.embedding <=> %(q)b LIMIT %(n)s",
+            "SELECT c.key, 1 - (e.embedding <=> %(q)b), c.text, {metadata} FROM {table} e "
+            "{joined} WHERE {condition} ORDER BY e.embedding <=> %(q)b LIMIT %(n)s",
             table=self.t(space.table),
-            chunks=self.t("chunks"),
-            repositories=self.t("repositories"),
-            where=where,
+            metadata=metadata,
+            joined=joined,
+            condition=condition,
         )
         # Set for the connection, once per value: a transaction around each query to scope it
         # would cost three more round trips per search.
@@ -450,20 +473,22 @@ class VectorQueries(StoreBase):
         return list(best.values())[:k]
 
     def status(self, space: Space | None) -> dict[str, int]:
-        counts = self.execute(
+        """Counts of the collection; `rows` are its normalised rows (a repositories collection
+        also calls them `repositories`, as before collections)."""
+        rows, chunks = self.execute(
             self._sql(
-                "SELECT (SELECT count(*) FROM {source}), (SELECT count(*) FROM {repositories}), "
-                "(SELECT count(*) FROM {chunks})",
-                source=self.source,
-                repositories=self.t("repositories"),
+                "SELECT (SELECT count(*) FROM {rows}), (SELECT count(*) FROM {chunks})",
+                rows=self.rows,
                 chunks=self.t("chunks"),
             )
         ).fetchone()
-        embeddings, pending = self.space_counts(space) if space is not None else (0, counts[2])
+        spec = self.table_spec
+        embeddings, pending = self.space_counts(space) if space is not None else (0, chunks)
         return {
-            "source_rows": counts[0],
-            "repositories": counts[1],
-            "chunks": counts[2],
+            "source_rows": self.count_table_source(spec) if spec else self.count_source(),
+            **({} if spec else {"repositories": rows}),
+            "rows": rows,
+            "chunks": chunks,
             "embeddings": embeddings,
             "pending": pending,
         }
@@ -496,17 +521,17 @@ class VectorQueries(StoreBase):
                 (space.name,),
             )
         }
-        chunks, vectors, repositories, chunked = self.execute(
+        chunks, vectors, rows, chunked = self.execute(
             self._sql(
                 "SELECT (SELECT count(*) FROM {chunks}), (SELECT count(*) FROM {table}), "
-                "(SELECT count(*) FROM {repositories}), "
+                "(SELECT count(*) FROM {rows}), "
                 "(SELECT count(*) FROM {chunks} WHERE position = 0)",
                 chunks=self.t("chunks"),
                 table=self.t(space.table),
-                repositories=self.t("repositories"),
+                rows=self.rows,
             )
         ).fetchone()
-        if (chunks, repositories) != (vectors, chunked):
+        if (chunks, rows) != (vectors, chunked):
             months |= {
                 row[0]
                 for row in self.execute(
@@ -515,12 +540,13 @@ class VectorQueries(StoreBase):
                         "  SELECT c.row_time FROM {chunks} c WHERE NOT EXISTS (SELECT 1 FROM "
                         "{table} e "
                         "    WHERE e.chunk_id = c.chunk_id AND e.content_hash = c.content_hash) "
-                        "  UNION ALL SELECT r.row_time FROM {repositories} r WHERE NOT EXISTS ("
-                        "    SELECT 1 FROM {chunks} c WHERE c.chunk_id = r.full_name || '#0')) "
+                        "  UNION ALL SELECT r.row_time FROM {rows} r WHERE NOT EXISTS ("
+                        "    SELECT 1 FROM {chunks} c WHERE c.chunk_id = {key} || '#0')) "
                         "pending",
                         chunks=self.t("chunks"),
                         table=self.t(space.table),
-                        repositories=self.t("repositories"),
+                        rows=self.rows,
+                        key=sql.Identifier("r", self.rows_key),
                     )
                 )
             }
@@ -532,8 +558,8 @@ class VectorQueries(StoreBase):
         ).fetchone()[0]
 
 
-def _best_per_repository(rows: Iterable) -> dict[str, tuple[str, float, str]]:
-    best: dict[str, tuple[str, float, str]] = {}
-    for name, score, text in rows:
-        best.setdefault(name, (name, float(score), text))
+def _best_per_repository(rows: Iterable) -> dict[str, tuple[str, float, str, dict | None]]:
+    best: dict[str, tuple[str, float, str, dict | None]] = {}
+    for key, score, text, metadata in rows:
+        best.setdefault(key, (key, float(score), text, metadata))
     return best

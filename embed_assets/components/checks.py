@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from embed_assets.defs.assets import SETTINGS, chunks, cluster_index, embeddings, repositories
+from embed_assets.components.assets import CollectionAssets
 from embed_assets.defs.resources import DatabaseResource
 from embed_assets.lib import quality
 from embed_assets.lib.quality import ERROR, WARN
+from embed_assets.lib.store import TableSpec
 
 HISTORY = 10  # executions read per check to find its latest result (in-progress ones are skipped)
 
@@ -70,7 +71,12 @@ def _metadata(values: dict) -> dict:
     return metadata
 
 
-def asset_checks(asset: dg.AssetsDefinition, checks: Iterable[Check]) -> dg.AssetChecksDefinition:
+def asset_checks(
+    asset: dg.AssetsDefinition,
+    checks: Iterable[Check],
+    chunk_chars: int,
+    table: TableSpec | None = None,
+) -> dg.AssetChecksDefinition:
     """One subsettable multi-asset check evaluating `checks` of `asset` with one connection."""
     checks = list(checks)
     key = asset.key
@@ -88,12 +94,12 @@ def asset_checks(asset: dg.AssetsDefinition, checks: Iterable[Check]) -> dg.Asse
     @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True)
     def _checks(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
         selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-        with database.open() as store:
+        with database.open(table) as store:
             scope = quality.Scope(
                 store,
                 run_window(context, asset.partitions_def),
                 quality.QualitySettings.from_env(),
-                chunk_chars=SETTINGS.chunk_chars,
+                chunk_chars=chunk_chars,
                 instance=context.instance,
             )
             for check in checks:
@@ -111,18 +117,22 @@ def asset_checks(asset: dg.AssetsDefinition, checks: Iterable[Check]) -> dg.Asse
     return _checks
 
 
-def _freshness(scope: quality.Scope) -> quality.Outcome:
-    """The newest materialised partition of `embeddings` and when it was materialised."""
-    instance: dg.DagsterInstance = scope.instance
-    partitions = instance.get_materialized_partitions(embeddings.key)
-    newest = max(partitions) if partitions else None
-    at = None
-    if newest is not None:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=embeddings.key, asset_partitions=[newest]), limit=1
-        )
-        at = records.records[0].timestamp if records.records else None
-    return quality.freshness(newest, at, scope.settings)
+def freshness_of(embeddings: dg.AssetKey) -> Callable[[quality.Scope], quality.Outcome]:
+    """The check of when the newest partition of `embeddings` was materialised."""
+
+    def freshness(scope: quality.Scope) -> quality.Outcome:
+        instance: dg.DagsterInstance = scope.instance
+        partitions = instance.get_materialized_partitions(embeddings)
+        newest = max(partitions) if partitions else None
+        at = None
+        if newest is not None:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=embeddings, asset_partitions=[newest]), limit=1
+            )
+            at = records.records[0].timestamp if records.records else None
+        return quality.freshness(newest, at, scope.settings)
+
+    return freshness
 
 
 REPOSITORY_CHECKS = [
@@ -219,13 +229,6 @@ EMBEDDING_CHECKS = [
         "The provider returned no vector that validation had to refuse (not blocking: the "
         "store stays clean; this is the one that alerts)",
     ),
-    Check(
-        "freshness",
-        _freshness,
-        WARN,
-        False,
-        "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS",
-    ),
 ]
 
 # The whole active space (cluster_index is not partitioned); none blocks: nothing is downstream.
@@ -263,12 +266,24 @@ CLUSTER_CHECKS = [
     ),
 ]
 
-ASSET_CHECKS = [
-    asset_checks(repositories, REPOSITORY_CHECKS),
-    asset_checks(chunks, CHUNK_CHECKS),
-    asset_checks(embeddings, EMBEDDING_CHECKS),
-    asset_checks(cluster_index, CLUSTER_CHECKS),
-]
+
+def collection_checks(assets: CollectionAssets) -> list[dg.AssetChecksDefinition]:
+    """The checks of a collection's four assets."""
+    freshness = Check(
+        "freshness",
+        freshness_of(assets.embeddings.key),
+        WARN,
+        False,
+        "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS",
+    )
+    chunk_chars, table = assets.settings.chunk_chars, assets.source.table_spec
+    # The repositories kind validates its rows; a table's rows are what its columns say.
+    rows = [asset_checks(assets.rows, REPOSITORY_CHECKS, chunk_chars)] if table is None else []
+    return rows + [
+        asset_checks(assets.chunks, CHUNK_CHECKS, chunk_chars, table),
+        asset_checks(assets.embeddings, [*EMBEDDING_CHECKS, freshness], chunk_chars, table),
+        asset_checks(assets.cluster_index, CLUSTER_CHECKS, chunk_chars, table),
+    ]
 
 
 def latest_results(
