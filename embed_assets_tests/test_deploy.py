@@ -292,7 +292,8 @@ def test_both_workspaces_load_the_code_location(settings, tmp_path, monkeypatch)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    expected = {"embed_assets": ["chunks", "cluster_index", "embeddings", "repositories"]}
+    steps = ("chunks", "cluster_index", "embeddings", "rows")
+    expected = {"embed_assets": [f"repositories/{step}" for step in steps]}
     workspace = yaml.safe_load((ROOT / "docker/workspace.yaml").read_text())
     workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=port)
     (tmp_path / "workspace.yaml").write_text(yaml.safe_dump(workspace))

@@ -102,7 +102,17 @@ def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
             )
         )
         clusters = run_json(
-            capsys, ["clusters", "--collection", "support_tickets", "--members", "5000", "--json"]
+            capsys,
+            [
+                "clusters",
+                "--collection",
+                "support_tickets",
+                "--members",
+                "5000",
+                "--limit",
+                "1000",
+                "--json",
+            ],
         )
         assert sum(c["size"] for c in clusters) == 3000
         assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
@@ -125,7 +135,17 @@ def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
         customer["6000"] = "acme"
         capsys.readouterr()
         clusters = run_json(
-            capsys, ["clusters", "--collection", "support_tickets", "--members", "5000", "--json"]
+            capsys,
+            [
+                "clusters",
+                "--collection",
+                "support_tickets",
+                "--members",
+                "5000",
+                "--limit",
+                "1000",
+                "--json",
+            ],
         )
         assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
         [of_twin] = [c for c in clusters if "6000" in c["members"]]
