@@ -39,6 +39,12 @@ def run_json(capsys, argv: list[str]):
     return json.loads(capsys.readouterr().out)
 
 
+def every_cluster(capsys) -> list[dict]:
+    """Every cluster of the collection with all its members (the listing's default is 50)."""
+    argv = ["clusters", "--collection", "support_tickets", "--members", "5000", "--limit", "1000"]
+    return run_json(capsys, [*argv, "--json"])
+
+
 def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
     schema = f"{settings.schema}_app"
     run_json(capsys, ["db", "sql", f"CREATE SCHEMA {schema}", "--json"])
@@ -101,19 +107,7 @@ def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
                 ["db", "sql", f"SELECT id::text, customer FROM {schema}.support_tickets", "--json"],
             )
         )
-        clusters = run_json(
-            capsys,
-            [
-                "clusters",
-                "--collection",
-                "support_tickets",
-                "--members",
-                "5000",
-                "--limit",
-                "1000",
-                "--json",
-            ],
-        )
+        clusters = every_cluster(capsys)
         assert sum(c["size"] for c in clusters) == 3000
         assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
         assert {customer[c["members"][0]] for c in clusters} == {"acme", "globex", "initech"}
@@ -134,19 +128,7 @@ def test_the_support_tickets_walkthrough(settings, capsys, monkeypatch):
         )
         customer["6000"] = "acme"
         capsys.readouterr()
-        clusters = run_json(
-            capsys,
-            [
-                "clusters",
-                "--collection",
-                "support_tickets",
-                "--members",
-                "5000",
-                "--limit",
-                "1000",
-                "--json",
-            ],
-        )
+        clusters = every_cluster(capsys)
         assert all(len({customer[key] for key in c["members"]}) == 1 for c in clusters)
         [of_twin] = [c for c in clusters if "6000" in c["members"]]
         assert "5000" not in of_twin["members"]
