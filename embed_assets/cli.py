@@ -1,7 +1,13 @@
 """The `embed-assets` command: load, sync, status, search, clusters, spaces, demo, cache, db stop.
 
 With --json a command prints one JSON document on stdout; progress and rejected rows go to stderr.
+Commands import what they use: the reading ones (status, search, clusters, spaces, cache,
+collections) never import Dagster or scikit-learn, and sync imports Dagster only when there is
+work. Errors are one line on stderr: exit code 2 for bad input, 1 for a failure, and `--debug`
+shows the traceback.
 """
+
+from __future__ import annotations
 
 import argparse
 import json
@@ -11,28 +17,14 @@ import time
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from embed_assets.lib.clusters.index import refresh_clusters
-from embed_assets.lib.collections import (
-    Collection,
-    CollectionError,
-    choose_collection,
-    declared_collections,
-)
-from embed_assets.lib.database import database_url, redact, stop_embedded
-from embed_assets.lib.search import search
-from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, SettingError, Settings
-from embed_assets.lib.sources.github.client import GitHubClient, GitHubError, StoreETags
-from embed_assets.lib.sources.github.load import ME, load_github, window_qualifier_in
-from embed_assets.lib.sources.loader import (
-    LoaderError,
-    Rejected,
-    SourceRow,
-    parse_record,
-    read_source_file,
-    upsert_rows,
-)
-from embed_assets.lib.store import StoreError, catalog_store, open_store
+from embed_assets.lib.errors import Failure, UsageError
+from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, Settings, redacted
+
+if TYPE_CHECKING:
+    from embed_assets.lib.collections import Collection
+    from embed_assets.lib.sources.loader import Rejected, SourceRow
 
 REJECTS_SHOWN = 20
 
@@ -61,6 +53,10 @@ def _report_rejects(rejected: Sequence[Rejected]) -> None:
 
 
 def load_rows(settings: Settings, rows: Sequence[SourceRow]) -> dict:
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.sources.loader import upsert_rows
+    from embed_assets.lib.store import open_store
+
     with open_store(database_url(settings), settings) as store:
         return upsert_rows(store, rows)
 
@@ -72,6 +68,11 @@ def _load_error(message: str) -> int:
 
 def _load_github(settings: Settings, args, began: float) -> int:
     """`load --github QUERY` / `--github-starred USER`: fetch [since, until) and upsert it."""
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.sources.github.client import GitHubClient, GitHubError, StoreETags
+    from embed_assets.lib.sources.github.load import load_github, window_qualifier_in
+    from embed_assets.lib.store import open_store
+
     if args.time_column:
         return _load_error(
             "--time-column applies to a file load; GitHub rows are placed by their created_at"
@@ -128,11 +129,16 @@ def _load_github(settings: Settings, args, began: float) -> int:
 
 def _collection(args) -> Collection:
     """The collection the command names (`--collection`), or the project's only one."""
+    from embed_assets.lib.collections import choose_collection
+
     return choose_collection(getattr(args, "collection", None))
 
 
 def _open(settings: Settings, collection: Collection):
     """The store of a collection."""
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.store import open_store
+
     table = collection.source_kind(settings).table_spec
     return open_store(database_url(settings), settings, table)
 
@@ -148,6 +154,8 @@ def cmd_load(settings: Settings, args) -> int:
         return _load_github(settings, args, began)
     if args.since or args.until:
         return _load_error("--since and --until apply to --github and --github-starred")
+    from embed_assets.lib.sources.loader import read_source_file
+
     earliest, latest = _time_bounds(settings)
     parsed = read_source_file(
         args.path, time_column=args.time_column, earliest=earliest, latest=latest
@@ -170,12 +178,22 @@ def cmd_load(settings: Settings, args) -> int:
 
 
 def _sync(settings: Settings, collection: Collection, clusters: bool = True) -> dict:
+    """Plan without Dagster; import it and run only when there is work."""
+    from embed_assets.lib.plan import count_vectors, plan_sync
+
+    _progress("reading the change log")
+    source = collection.source_kind(settings)
+    plan = plan_sync(settings, source, collection.by_month)
+    if not plan.keys:
+        return plan.idle_report(count_vectors(settings, source, plan.space))
     from embed_assets.instance import project_instance
     from embed_assets.sync import Target, sync
 
     with project_instance(settings) as instance:
-        target = Target.of(collection, settings)
-        return sync(settings, instance, clusters=clusters, progress=_progress, target=target)
+        target = Target(collection.name, source, collection.by_month)
+        return sync(
+            settings, instance, clusters=clusters, progress=_progress, target=target, plan=plan
+        )
 
 
 def cmd_sync(settings: Settings, args) -> int:
@@ -189,23 +207,29 @@ def _status(settings: Settings, collection: Collection) -> dict:
         return store.status(store.active_space())
 
 
+CHECK_STATES = {True: "passed", False: "FAILED"}
+
+
 def cmd_status(settings: Settings, args) -> int:
-    from embed_assets.components.checks import latest_results
-    from embed_assets.instance import project_instance
-    from embed_assets.sync import Target
+    """Counts, and every check that looks at the store evaluated over all of it (a check's
+    latest run in Dagster saw only that run's partitions)."""
+    from embed_assets.lib.checks import evaluate_store
 
     collection = _collection(args)
-    status = _status(settings, collection)
-    definitions = Target.of(collection, settings).definitions(settings)
-    with project_instance(settings) as instance:  # the latest result of every asset check
-        checks = latest_results(instance, definitions.resolve_asset_graph().asset_check_keys)
+    with _open(settings, collection) as store:
+        status = store.status(store.active_space())
+        checks = evaluate_store(
+            store,
+            collection.name,
+            collection.source.get("kind") == "repositories",
+            settings.chunk_chars,
+        )
     human = (
         [f"{k:>13}  {v:,}" for k, v in status.items()]
-        + ["", "checks"]
+        + ["", "checks over the whole store"]
         + [
-            f"  {({True: 'passed', False: 'FAILED', None: 'not run'})[c['passed']]:<7} "
-            f"{c['severity'] or '':<5} {c['asset']}.{c['name']}"
-            + (f"  ({c['partition']})" if c["partition"] else "")
+            f"  {CHECK_STATES[c['passed']]:<7} {c['severity']:<5} {c['asset']}.{c['name']}"
+            + ("" if c["passed"] else f": {c['description']}")
             for c in checks
         ]
     )
@@ -223,6 +247,8 @@ def _show_hits(hits: list[dict]) -> str:
 
 def cmd_collections(settings: Settings, args) -> int:
     """The declared collections with their counts."""
+    from embed_assets.lib.collections import declared_collections
+
     listed = []
     for collection in declared_collections():
         status = _status(settings, collection)
@@ -244,12 +270,14 @@ def _where(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         column, equals, value = pair.partition("=")
         if not equals or not column:
-            raise CollectionError(f"--where: expected COLUMN=VALUE, got {pair!r}")
+            raise UsageError(f"--where: expected COLUMN=VALUE, got {pair!r}")
         where[column] = value
     return where
 
 
 def cmd_search(settings: Settings, args) -> int:
+    from embed_assets.lib.search import search
+
     hits = search(
         args.query,
         args.k,
@@ -265,9 +293,12 @@ def cmd_search(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
+    from embed_assets.lib.database import database_url
     from embed_assets.lib.sample import generate_repositories
+    from embed_assets.lib.search import search
+    from embed_assets.lib.sources.loader import SourceRow, parse_record
 
-    _progress(f"database: {redact(database_url(settings))}")
+    _progress(f"database: {redacted(database_url(settings))}")
     _progress(f"generating {args.rows:,} sample repositories (seed 0)")
     earliest, latest = _time_bounds(settings)
     rows = []
@@ -292,7 +323,7 @@ def cmd_demo(settings: Settings, args) -> int:
 def _active_space(store):
     space = store.active_space()
     if space is None:
-        raise StoreError("nothing is embedded yet: run `embed-assets sync` first")
+        raise UsageError("nothing is embedded yet: run `embed-assets sync` first")
     return space
 
 
@@ -313,9 +344,11 @@ def cmd_clusters(settings: Settings, args) -> int:
         space = _active_space(store)
         action = args.clusters_command
         if action == "remove":
+            from embed_assets.lib.clusters.index import refresh_clusters
+
             left = store.remove_cluster_member(space, args.member)
             if left is None:
-                raise StoreError(f"{args.member!r} is not a member of any cluster")
+                raise UsageError(f"{args.member!r} is not a member of any cluster")
             refresh_clusters(store, space, [left], near_duplicate=settings.near_duplicate_threshold)
             _emit(
                 {"removed": args.member, "cluster_id": left},
@@ -324,7 +357,7 @@ def cmd_clusters(settings: Settings, args) -> int:
             )
         elif action == "resolve":
             if not store.resolve_cluster(space, args.cluster_id, args.note):
-                raise StoreError(f"no cluster {args.cluster_id} in space {space.name!r}")
+                raise UsageError(f"no cluster {args.cluster_id} in space {space.name!r}")
             _emit(
                 {"cluster_id": args.cluster_id, "resolved": True, "note": args.note},
                 args.json,
@@ -337,7 +370,7 @@ def cmd_clusters(settings: Settings, args) -> int:
                 if c["cluster_id"] == args.cluster_id
             ]
             if not found:
-                raise StoreError(f"no cluster {args.cluster_id} in space {space.name!r}")
+                raise UsageError(f"no cluster {args.cluster_id} in space {space.name!r}")
             cluster = _cluster_json(found[0]) | {
                 "members": store.cluster_members(space, args.cluster_id)
             }
@@ -370,13 +403,16 @@ def cmd_clusters(settings: Settings, args) -> int:
 def cmd_spaces(settings: Settings, args) -> int:
     """Embedding spaces: a new model or dimensions fill a new space (by `sync` or a backfill)
     while searches keep using the active one, until it is activated."""
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.store import open_store
+
     with open_store(database_url(settings), settings) as store:
         action = args.spaces_command
         if action == "activate":
             listed = {s["name"]: s for s in store.list_spaces()}
             pending = listed.get(args.name, {}).get("pending", 0)
             if pending and not args.force:
-                raise StoreError(
+                raise UsageError(
                     f"space {args.name!r} still has {pending:,} chunks without a "
                     "vector: sync first, or --force to switch anyway"
                 )
@@ -401,6 +437,9 @@ def cmd_spaces(settings: Settings, args) -> int:
 
 
 def cmd_cache(settings: Settings, args) -> int:
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.store import open_store
+
     with open_store(database_url(settings), settings) as store:
         if args.cache_command == "clear":
             removed = store.cache_clear()
@@ -414,6 +453,9 @@ def cmd_cache(settings: Settings, args) -> int:
 def cmd_db_sql(settings: Settings, args) -> int:
     """Plain SQL against the project's database (the embedded one needs no client), as any
     writer of a source table would send it: the change triggers see it like any other."""
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.store import catalog_store
+
     with catalog_store(database_url(settings), settings) as store:
         cursor = store.execute(args.statements)
         rows = cursor.fetchall() if cursor.description else []
@@ -427,6 +469,8 @@ def cmd_db_sql(settings: Settings, args) -> int:
 
 
 def cmd_db_stop(settings: Settings, args) -> int:
+    from embed_assets.lib.database import stop_embedded
+
     stopped = stop_embedded(settings.home)
     print(
         "stopped the embedded PostgreSQL" if stopped else "the embedded PostgreSQL is not running"
@@ -447,8 +491,20 @@ def _utc_time(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors in one line, exit code 2 (argparse's own: usage text, then the error)."""
+
+    def error(self, message: str):
+        self.exit(2, f"embed-assets: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="embed-assets", description=__doc__.split("\n")[0])
+    parser = Parser(prog="embed-assets", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error, not one line (anywhere on the command line)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     load = commands.add_parser(
@@ -466,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--github-starred",
         metavar="USER",
-        help=f"the repositories USER starred ({ME}: the token's owner), kept when "
+        help="the repositories USER starred (@me: the token's owner), kept when "
         "created in [--since, --until)",
     )
     load.add_argument(
@@ -613,24 +669,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str, code: int) -> int:
+    print(f"embed-assets: error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", module="dagster")
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # anywhere on the line, not only before the command
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     if not hasattr(args, "json"):
         args.json = False
     try:
         return args.run(Settings.from_env(), args)
-    except (SettingError, LoaderError, StoreError, CollectionError) as error:
-        print(f"embed-assets: error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # noqa: BLE001 - the sync's run failure and the like, said plainly
-        from embed_assets.sync import SyncError
-
-        if isinstance(error, SyncError):
-            print(f"embed-assets: error: {error}", file=sys.stderr)
-            return 1
-        raise
+    except UsageError as error:
+        if debug:
+            raise
+        return _error(str(error), 2)
+    except Failure as error:
+        if debug:
+            raise
+        return _error(str(error), 1)
+    except KeyboardInterrupt:
+        return _error("interrupted", 130)
+    except Exception as error:  # noqa: BLE001 - one line unless --debug; a bug all the same
+        if debug:
+            raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        return _error(
+            f"{type(error).__name__}: {first} (run again with --debug for the traceback)", 1
+        )
 
 
 if __name__ == "__main__":

@@ -11,22 +11,19 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from embed_assets.components.assets import monthly_partitions
-from embed_assets.components.collection import collection_definitions
+from embed_assets.components.collection import collection_definitions, sync_job_name
 from embed_assets.components.sensors import range_tags
 from embed_assets.defs.resources import resources_from
-from embed_assets.lib.changes import ChangeCursor, read_changes, record_reader
 from embed_assets.lib.collections import Collection
 from embed_assets.lib.database import database_url
-from embed_assets.lib.providers import opened_provider, space_name
+from embed_assets.lib.errors import Failure
+from embed_assets.lib.plan import SyncPlan, month_keys, plan_sync
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import SourceKind
 from embed_assets.lib.sources.repositories import REPOSITORIES
-from embed_assets.lib.store import Space, Store, open_store
+from embed_assets.lib.store import Store, open_store
 
-SYNC_CURSOR = "sync"
 PARTITIONED_ASSETS = ("rows", "chunks", "embeddings")
-ALL = "all"  # the one window of a collection with no partitions
 # A run over a range of months records, per asset, one planned event and one materialisation per
 # month. Two Dagster settings (off by default) store those in batches and plan the range as one
 # event. The cost: a failed sync run does not mark each of its partitions failed in the UI (the run
@@ -34,13 +31,8 @@ ALL = "all"  # the one window of a collection with no partitions
 os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
 os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-# A sync killed with SIGKILL never ends its run, which would keep its slot in the
-# `embedding_provider` pool for ever: the next sync ends it (end_runs_of_dead_processes).
-LAUNCHER_TAG, LIVENESS_TAG, PID_TAG = (
-    "embed_assets/launcher",
-    "embed_assets/liveness",
-    "embed_assets/pid",
-)
+# The one tag a sync adds to its runs, for the person reading the runs list: which process ran it.
+LAUNCHED_BY_TAG = "embed_assets/launched_by"
 UNFINISHED = [
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -49,7 +41,16 @@ UNFINISHED = [
 ]
 
 
-class SyncError(RuntimeError):
+def launched_by(pid: int) -> str:
+    return f"embed-assets sync, process {pid}"
+
+
+def _liveness_lock(run_id: str) -> str:
+    """The session advisory lock a sync holds while its run runs."""
+    return f"embed_assets.sync.{run_id}"
+
+
+class SyncError(Failure):
     pass
 
 
@@ -84,27 +85,6 @@ class Target:
 REPOSITORIES_TARGET = Target("repositories", REPOSITORIES, True)
 
 
-def changed_partition_keys(
-    settings: Settings, space: Space, target: Target = REPOSITORIES_TARGET
-) -> tuple[ChangeCursor | None, list[str]]:
-    """The cursor past the changes read (None: a polled source has none), and the partition
-    keys with changes since the last sync or with pending work (chunks without a vector, e.g.
-    after a refused vector or a model switch); `ALL` for a collection with no partitions."""
-    spec = target.source.table_spec
-    with target.open(settings) as store:
-        store.ensure_space(space)
-        if spec is not None and not spec.triggers:
-            cursor, months = None, set(store.changed_months_by_hash(spec)[0])
-        else:
-            changes = read_changes(store, ChangeCursor.from_text(store.cursor(SYNC_CURSOR)))
-            cursor, months = changes.cursor, changes.months
-        months |= set(store.pending_months(space))
-    if not target.by_month:
-        return cursor, [ALL] if months else []
-    valid = set(monthly_partitions(settings).get_partition_keys())
-    return cursor, sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
-
-
 def sync(
     settings: Settings,
     instance: dg.DagsterInstance,
@@ -112,57 +92,58 @@ def sync(
     clusters: bool = True,
     progress: Callable[[str], None] = lambda message: None,
     target: Target = REPOSITORIES_TARGET,
+    plan: SyncPlan | None = None,
 ) -> dict:
-    """Materialise the changed partition range of a collection in one run (with the cluster
-    index unless `clusters` is False) and report what it did; with nothing changed, start no
-    run. `progress` is told what is about to happen (the CLI prints it on stderr)."""
-    began = time.perf_counter()
-    with opened_provider(settings) as provider:
-        space = Space(
-            space_name(provider.model, provider.dimensions), provider.model, provider.dimensions
+    """Materialise the changed partition range of a collection in one run of its `<name>_sync`
+    job (with the cluster index unless `clusters` is False) and report what it did; with
+    nothing changed, start no run. `plan`: what `plan_sync` found, when the caller has it.
+    `progress` is told what is about to happen (the CLI prints it on stderr)."""
+    if plan is None:
+        progress("reading the change log")
+        plan = plan_sync(settings, target.source, target.by_month)
+    keys = plan.keys
+    if not keys:
+        with target.open(settings) as store:
+            return plan.idle_report(store.count_vectors(plan.space))
+    tags = {}
+    if target.by_month:
+        all_keys = month_keys(settings.partition_start_date)
+        first, last = keys[0], keys[-1]
+        tags = range_tags(first, last)
+        span = f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
+    else:
+        span = "changes: one Dagster run over every row"
+    progress(span + (" with the cluster index" if clusters else ""))
+    selection = None if clusters else [target.key(a) for a in PARTITIONED_ASSETS]
+    run_id = str(uuid.uuid4())
+    with target.open(settings) as store, store.lock(_liveness_lock(run_id)):
+        end_runs_of_dead_processes(instance, store)
+        result = _run(
+            target,
+            target.definitions(settings),
+            instance,
+            selection,
+            tags | {LAUNCHED_BY_TAG: launched_by(os.getpid())},
+            run_id,
         )
-    progress("reading the change log")
-    cursor, keys = changed_partition_keys(settings, space, target)
-    report = {"partitions": 0, "changed_partitions": len(keys), "embedded": 0, "deleted": 0}
-    if keys:
-        tags = {}
-        if target.by_month:
-            all_keys = monthly_partitions(settings).get_partition_keys()
-            first, last = keys[0], keys[-1]
-            tags = range_tags(first, last)
-            span = f"{len(keys)} months with changes: one Dagster run over {first[:7]}..{last[:7]}"
-        else:
-            span = "changes: one Dagster run over every row"
-        progress(span + (" with the cluster index" if clusters else ""))
-        selection = None if clusters else [target.key(a) for a in PARTITIONED_ASSETS]
-        liveness = f"embed_assets.sync.{uuid.uuid4().hex}"
-        with target.open(settings) as store, store.lock(liveness):
-            end_runs_of_dead_processes(instance, store)
-            result = _run(
-                target.definitions(settings),
-                instance,
-                selection,
-                tags | {LAUNCHER_TAG: "sync", LIVENESS_TAG: liveness, PID_TAG: str(os.getpid())},
-            )
-        report["partitions"] = (
-            all_keys.index(last) - all_keys.index(first) + 1 if target.by_month else 1
-        )
-        embedded = _metadata(result, target.key("embeddings"))
-        report["embedded"] = embedded["embedded"]
-        report["deleted"] = embedded["deleted"]
-        report["run_id"] = result.run_id
-        report["asset_seconds"] = {
-            asset: round(_metadata(result, target.key(asset))["seconds"], 3)
-            for asset in PARTITIONED_ASSETS + ("cluster_index",)
-            if clusters or asset != "cluster_index"
-        }
-        if clusters:
-            report["clusters"] = _metadata(result, target.key("cluster_index"))["clusters"]
+    report = {
+        "partitions": all_keys.index(last) - all_keys.index(first) + 1 if target.by_month else 1,
+        "changed_partitions": len(keys),
+    }
+    embedded = _totals(result, target.key("embeddings"))
+    report["embedded"] = embedded["embedded"]
+    report["deleted"] = embedded["deleted"]
+    report["run_id"] = result.run_id
+    report["asset_seconds"] = {
+        asset: round(_totals(result, target.key(asset))["seconds"], 3)
+        for asset in PARTITIONED_ASSETS + ("cluster_index",)
+        if clusters or asset != "cluster_index"
+    }
+    if clusters:
+        report["clusters"] = _totals(result, target.key("cluster_index"))["clusters"]
     with target.open(settings) as store:
-        if cursor is not None:
-            record_reader(store, SYNC_CURSOR, cursor)
-        report["unchanged"] = store.count_vectors(space) - report["embedded"]
-    report["seconds"] = round(time.perf_counter() - began, 3)
+        report["unchanged"] = store.count_vectors(plan.space) - report["embedded"]
+    report["seconds"] = round(time.perf_counter() - plan.began, 3)
     return report
 
 
@@ -171,24 +152,27 @@ def materialise_cluster_index(
 ) -> dict:
     """One run of the cluster index alone (after `spaces activate`), recorded like any run."""
     key = target.key("cluster_index")
-    return _metadata(_run(target.definitions(settings), instance, [key]), key)
+    return _totals(_run(target, target.definitions(settings), instance, [key]), key)
 
 
 def _run(
+    target: Target,
     definitions: dg.Definitions,
     instance: dg.DagsterInstance,
     selection: list | None,
     tags: dict | None = None,
+    run_id: str | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """One in-process run of the asset job over `selection` (None: every asset); a failure
-    raises SyncError naming the failing step's error."""
-    job = definitions.resolve_implicit_global_asset_job_def()
+    """One in-process run of the collection's sync job over `selection` (None: every asset); a
+    failure raises SyncError naming the failing step's error."""
+    job = definitions.resolve_job_def(sync_job_name(target.name))
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
         run_config=QUIET,
         asset_selection=selection,
         tags=tags,
+        run_id=run_id,
     )
     if not result.success:
         raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
@@ -197,28 +181,32 @@ def _run(
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> list[str]:
     """Mark failed the unfinished runs of syncs whose process is gone, and free their pool slots.
-    A sync holds a session advisory lock named in its run's tags for as long as it runs: a lock
+    A sync holds a session advisory lock named after its run for as long as it runs: a lock
     that can be taken belongs to a process that is gone, on any machine. Their writes were
     transactions: nothing half-done stays in the store."""
     ended = []
-    for run in instance.get_runs(
-        filters=dg.RunsFilter(statuses=UNFINISHED, tags={LAUNCHER_TAG: "sync"})
-    ):
-        with store.try_lock(run.tags.get(LIVENESS_TAG, "")) as gone:
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
+        if LAUNCHED_BY_TAG not in run.tags:
+            continue
+        with store.try_lock(_liveness_lock(run.run_id)) as gone:
             if gone:
                 instance.report_run_failed(
-                    run,
-                    f"the embed-assets sync running it is gone (process {run.tags.get(PID_TAG)})",
+                    run, f"the process that ran it is gone ({run.tags[LAUNCHED_BY_TAG]})"
                 )
                 instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
                 ended.append(run.run_id)
     return ended
 
 
-def _metadata(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict:
-    """An asset's metadata in the run (each month of a range carries the same)."""
-    event = result.asset_materializations_for_node(key.to_python_identifier())[0]
-    return {key: value.value for key, value in event.metadata.items()}
+def _totals(result: dg.ExecuteInProcessResult, key: dg.AssetKey) -> dict:
+    """An asset's figures for the whole run: a run over several months records them once, as an
+    observation beside each month's own materialisation; a run over one window in its
+    materialisation."""
+    node = key.to_python_identifier()
+    event = (
+        result.asset_observations_for_node(node) or result.asset_materializations_for_node(node)
+    )[0]
+    return {name: value.value for name, value in event.metadata.items()}
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:

@@ -19,7 +19,7 @@ from embed_assets.lib.sample import generate_repositories
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.loader import SourceRow, parse_record, upsert_rows
 from embed_assets.lib.store import open_store
-from embed_assets.sync import PID_TAG
+from embed_assets.sync import LAUNCHED_BY_TAG, launched_by
 from embed_assets_tests.provider_servers import FakeEmbeddingServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,7 +151,9 @@ def test_a_sync_killed_with_sigkill_then_synced_again_equals_an_uninterrupted_on
     with project_instance(
         settings
     ) as instance:  # the killed run is marked failed, not left running
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={PID_TAG: str(victim.pid)}))
+        runs = instance.get_runs(
+            filters=dg.RunsFilter(tags={LAUNCHED_BY_TAG: launched_by(victim.pid)})
+        )
         assert len(runs) == 1 or moment == "starting"
         assert all(
             run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)

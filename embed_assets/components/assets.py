@@ -7,6 +7,7 @@ about half a second whatever it holds. Every asset handles a partition range in 
 (`BackfillPolicy.single_run`), so a backfill of years is one run and one HNSW index build.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +21,7 @@ from embed_assets.defs.resources import (
 )
 from embed_assets.lib import pipeline
 from embed_assets.lib.clusters.index import sync_cluster_index
+from embed_assets.lib.pipeline import StepResult
 from embed_assets.lib.quality import markdown_table
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import SourceKind
@@ -35,12 +37,14 @@ def monthly_partitions(settings: Settings) -> dg.MonthlyPartitionsDefinition:
     return dg.MonthlyPartitionsDefinition(start_date=settings.partition_start, end_offset=1)
 
 
-def materialize_result(counts: dict) -> dg.MaterializeResult:
-    metadata: dict = {"dagster/row_count": counts["row_count"]}
-    for key, value in counts.items():
+def metadata_of(figures: dict) -> dict:
+    """Figures as Dagster metadata: `row_count` as dagster/row_count, example lists and row
+    previews as Markdown, floats rounded."""
+    metadata: dict = {}
+    for key, value in figures.items():
         if key == "row_count":
-            continue
-        if key.endswith("_examples"):
+            metadata["dagster/row_count"] = value
+        elif key.endswith("_examples"):
             if value:
                 metadata[key] = dg.MetadataValue.md("\n".join(f"- `{v}`" for v in value))
         elif key == "preview":  # a few rows, as a Markdown table
@@ -50,7 +54,31 @@ def materialize_result(counts: dict) -> dg.MaterializeResult:
             metadata[key] = dg.MetadataValue.float(round(value, 4))
         else:
             metadata[key] = value
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
+
+
+def recorded(
+    context: dg.AssetExecutionContext, result: StepResult, by_month: bool, extra: dict | None = None
+) -> Iterator:
+    """The events of a step: each month of the run's partitions carries its own counts (so the
+    UI's per-partition plots mean something) and the whole step's figures (`extra` too); a run
+    over several months records the range's totals once more, as one observation of the asset.
+    An unpartitioned asset's one materialisation carries the totals."""
+    extra = extra or {}
+    if not by_month:
+        yield dg.MaterializeResult(metadata=metadata_of(result.totals() | extra))
+        return
+    keys = context.partition_keys
+    for key in keys:
+        month = datetime.fromisoformat(key).replace(tzinfo=UTC)
+        context.add_asset_metadata(metadata_of(result.month(month)), partition_key=key)
+    if len(keys) > 1:
+        yield dg.AssetObservation(
+            asset_key=context.asset_key,
+            description=f"totals of the run over {keys[0]}..{keys[-1]} ({len(keys)} months)",
+            metadata=metadata_of(result.totals() | extra) | {"partitions": len(keys)},
+        )
+    yield dg.MaterializeResult(metadata=metadata_of(result.whole | extra))
 
 
 @dataclass(frozen=True)
@@ -125,10 +153,10 @@ def collection_assets(
                 context.log.info(loaded.describe())
                 fetched = loaded.metadata()
             since = store.clock()
-            counts = pipeline.sync_rows(store, start, end, source)
+            result = pipeline.sync_rows(store, start, end, source)
             if table is None:
-                counts["preview"] = store.changed_repositories(start, end, since, 5)
-            return materialize_result(counts | fetched)
+                fetched["preview"] = store.changed_repositories(start, end, since, 5)
+            yield from recorded(context, result, by_month, fetched)
 
     @dg.asset(
         key_prefix=[name],
@@ -142,9 +170,10 @@ def collection_assets(
         sentence boundaries; stable ids `key#position`, sha256 of each exact text."""
         start, end = window(context)
         with database.open(table) as store:
-            return materialize_result(
-                pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap, source)
+            result = pipeline.sync_chunks(
+                store, start, end, config.max_chars, config.overlap, source
             )
+            yield from recorded(context, result, by_month)
 
     # The pool (its limit is in dagster.yaml) bounds how many runs call the provider at once.
     @dg.asset(
@@ -166,7 +195,7 @@ def collection_assets(
         the provider; invalid vectors are refused and their chunks stay pending."""
         start, end = window(context)
         with database.open(table) as store, embedding_provider.open(database) as provider:
-            counts = pipeline.sync_embeddings(
+            result = pipeline.sync_embeddings(
                 store,
                 start,
                 end,
@@ -174,10 +203,11 @@ def collection_assets(
                 cache_max_entries=embedding_cache.max_entries,
                 cache_max_age_days=embedding_cache.max_age_days or None,
             )
-            return materialize_result(
-                counts
-                | {"provider": provider.name, "model": provider.model}
-                | provider.metrics.snapshot()
+            yield from recorded(
+                context,
+                result,
+                by_month,
+                {"provider": provider.name, "model": provider.model} | provider.metrics.snapshot(),
             )
 
     @dg.asset(
@@ -207,12 +237,14 @@ def collection_assets(
         cluster has a label from its members' most distinguishing terms, a representative and
         near-duplicates."""
         with database.open(table) as store:
-            return materialize_result(
-                sync_cluster_index(
-                    store,
-                    threshold=config.threshold,
-                    near_duplicate=config.near_duplicate,
-                    full=config.full,
+            return dg.MaterializeResult(
+                metadata=metadata_of(
+                    sync_cluster_index(
+                        store,
+                        threshold=config.threshold,
+                        near_duplicate=config.near_duplicate,
+                        full=config.full,
+                    )
                 )
             )
 

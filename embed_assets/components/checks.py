@@ -12,26 +12,21 @@ in the same run. Another asset's checks are `asset_checks(asset, [Check(...), ..
 """
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import dagster as dg
 
 from embed_assets.components.assets import CollectionAssets
 from embed_assets.defs.resources import DatabaseResource
 from embed_assets.lib import quality
-from embed_assets.lib.quality import ERROR, WARN
+from embed_assets.lib.checks import (
+    CHUNK_CHECKS,
+    CLUSTER_CHECKS,
+    EMBEDDING_CHECKS,
+    REPOSITORY_CHECKS,
+    Check,
+)
+from embed_assets.lib.quality import WARN
 from embed_assets.lib.store import TableSpec
-
-HISTORY = 10  # executions read per check to find its latest result (in-progress ones are skipped)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    evaluate: Callable[[quality.Scope], quality.Outcome]
-    severity: str  # of a failure, as declared; an outcome may say WARN for a lesser failure
-    blocking: bool
-    description: str
 
 
 def run_window(
@@ -135,138 +130,6 @@ def freshness_of(embeddings: dg.AssetKey) -> Callable[[quality.Scope], quality.O
     return freshness
 
 
-REPOSITORY_CHECKS = [
-    Check(
-        "rejected_ratio",
-        quality.rejected_ratio,
-        ERROR,
-        False,
-        "Source rows rejected by validation are at most EMBED_ASSETS_CHECK_MAX_REJECTED_RATIO "
-        "of the window's rows",
-    ),
-    Check(
-        "required_fields",
-        quality.required_fields,
-        ERROR,
-        False,
-        "Every repository has an owner/name and an http(s) URL",
-    ),
-    Check(
-        "no_duplicate_names",
-        quality.duplicate_names,
-        WARN,
-        False,
-        "No two repositories have names equal up to case",
-    ),
-]
-CHUNK_CHECKS = [
-    Check("no_empty_chunks", quality.no_empty_chunks, ERROR, False, "Every chunk has text"),
-    Check(
-        "chunk_sizes",
-        quality.chunk_sizes,
-        WARN,
-        False,
-        "Every chunk has at most EMBED_ASSETS_CHUNK_CHARS characters",
-    ),
-    Check(
-        "repositories_chunked",
-        quality.repositories_chunked,
-        ERROR,
-        False,
-        "Every repository has at least one chunk",
-    ),
-]
-EMBEDDING_CHECKS = [
-    Check(
-        "vector_dimensions",
-        quality.vector_dimensions,
-        ERROR,
-        True,
-        "Every vector has the embedding space's dimensions",
-    ),
-    Check(
-        "finite_vectors",
-        quality.finite_vectors,
-        ERROR,
-        True,
-        "No stored vector holds NaN or inf (WARN when the provider sent some and they were "
-        "refused)",
-    ),
-    Check(
-        "no_zero_vectors",
-        quality.no_zero_vectors,
-        ERROR,
-        True,
-        "No stored vector is zero (WARN when the provider sent some and they were refused)",
-    ),
-    Check(
-        "vector_norms",
-        quality.vector_norms,
-        ERROR,
-        True,
-        "Every vector's norm is within EMBED_ASSETS_CHECK_MIN_NORM..EMBED_ASSETS_CHECK_MAX_NORM",
-    ),
-    Check(
-        "coverage",
-        quality.coverage,
-        ERROR,
-        True,
-        "Every chunk has a vector of its current text in the active space (WARN when the "
-        "missing ones were refused and stay pending)",
-    ),
-    Check(
-        "no_orphan_vectors",
-        quality.no_orphan_vectors,
-        ERROR,
-        True,
-        "Every vector belongs to an existing chunk",
-    ),
-    Check(
-        "refused_vectors",
-        quality.refused_vectors,
-        ERROR,
-        False,
-        "The provider returned no vector that validation had to refuse (not blocking: the "
-        "store stays clean; this is the one that alerts)",
-    ),
-]
-
-# The whole active space (cluster_index is not partitioned); none blocks: nothing is downstream.
-CLUSTER_CHECKS = [
-    Check(
-        "every_vector_assigned",
-        quality.every_vector_assigned,
-        ERROR,
-        False,
-        "Every repository with a first-chunk vector in the active space is in a cluster (or "
-        "was removed by an operator), by its current vector",
-    ),
-    Check(
-        "no_empty_clusters",
-        quality.no_empty_clusters,
-        ERROR,
-        False,
-        "No cluster is empty, and each cluster's size is its member count",
-    ),
-    Check(
-        "cluster_sizes",
-        quality.cluster_sizes,
-        WARN,
-        False,
-        "The largest cluster holds at most EMBED_ASSETS_CHECK_MAX_CLUSTER_SHARE of all members",
-    ),
-    Check(
-        "hnsw_recall",
-        quality.hnsw_recall,
-        ERROR,
-        False,
-        "Searches through the HNSW index find what exact search finds: recall@10 over sampled "
-        "stored vectors at least EMBED_ASSETS_CHECK_MIN_RECALL (WARN below it, ERROR below "
-        "EMBED_ASSETS_CHECK_ERROR_RECALL)",
-    ),
-]
-
-
 def collection_checks(assets: CollectionAssets) -> list[dg.AssetChecksDefinition]:
     """The checks of a collection's four assets."""
     freshness = Check(
@@ -284,38 +147,3 @@ def collection_checks(assets: CollectionAssets) -> list[dg.AssetChecksDefinition
         asset_checks(assets.embeddings, [*EMBEDDING_CHECKS, freshness], chunk_chars, table),
         asset_checks(assets.cluster_index, CLUSTER_CHECKS, chunk_chars, table),
     ]
-
-
-def latest_results(
-    instance: dg.DagsterInstance, check_keys: Iterable[dg.AssetCheckKey]
-) -> list[dict]:
-    """The latest result of each check: {"asset", "name", "partition", "passed", "severity"};
-    `passed` and `severity` are None for a check with no result yet. `partition` is the check's
-    Dagster partition, else the partitions it evaluated (a key or `first...last`), else None."""
-    results = []
-    for key in sorted(check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
-        record = next(
-            (
-                r
-                for r in instance.event_log_storage.get_asset_check_execution_history(
-                    key, limit=HISTORY
-                )
-                if r.status.value in ("SUCCEEDED", "FAILED") and r.event
-            ),
-            None,
-        )
-        evaluation = record.event.dagster_event.event_specific_data if record else None
-        partition = record.partition if record else None
-        if partition is None and evaluation is not None:
-            window = evaluation.metadata.get("partitions")
-            partition = window.value if window is not None and window.value != "all" else None
-        results.append(
-            {
-                "asset": key.asset_key.to_user_string(),
-                "name": key.name,
-                "partition": partition,
-                "passed": evaluation.passed if evaluation else None,
-                "severity": evaluation.severity.value if evaluation else None,
-            }
-        )
-    return results

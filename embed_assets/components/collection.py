@@ -89,6 +89,11 @@ class EmbeddingCollection(dg.Component, dg.Resolvable, dg.Model):
         )
 
 
+def sync_job_name(collection: str) -> str:
+    """The job `embed-assets sync` runs: a readable target in the runs list."""
+    return f"{collection}_sync"
+
+
 def collection_definitions(
     name: str, settings: Settings, source: SourceKind = REPOSITORIES, by_month: bool = True
 ) -> dg.Definitions:
@@ -96,10 +101,17 @@ def collection_definitions(
     assets = collection_assets(name, settings, source, by_month)
     automation, full_recluster, weekly_recluster = cluster_index_schedules(assets)
     new_rows, daily, weekly = collection_sensors(assets)
+    every_asset = [assets.rows, assets.chunks, assets.embeddings, assets.cluster_index]
+    sync_job = dg.define_asset_job(
+        sync_job_name(name),
+        selection=dg.AssetSelection.assets(*every_asset),
+        description=f"What `embed-assets sync --collection {name}` runs: the changed "
+        "partitions of the collection and its cluster index",
+    )
     return dg.Definitions(
-        assets=[assets.rows, assets.chunks, assets.embeddings, assets.cluster_index],
+        assets=every_asset,
         asset_checks=collection_checks(assets),
-        jobs=[full_recluster],
+        jobs=[full_recluster, sync_job],
         schedules=[daily, weekly, weekly_recluster],
         sensors=[new_rows, automation],
     )

@@ -12,11 +12,10 @@ from dagster._core.storage.tags import (
 
 from embed_assets.components.assets import CollectionAssets
 from embed_assets.defs.resources import DatabaseResource
-from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes, record_reader
+from embed_assets.lib.changes import ChangeCursor, partition_ranges, read_changes
 
 MAX_RUNS_PER_TICK = 3  # a burst over hundreds of months becomes at most this many range runs
 MAX_CHANGES_PER_TICK = 200_000  # sensor evaluations time out at 60 s; the rest waits a tick
-SENSOR_READER = "sensor:new_source_rows"  # its position in `cursors`, for pruning the log
 
 
 def range_tags(first: str, last: str) -> dict[str, str]:
@@ -60,15 +59,13 @@ def collection_sensors(
         """Inserted, updated (embedded columns only: not stars) and deleted source rows since the
         cursor, from the `source_changes` log that triggers on the source table fill: one run per
         range of months that hold them, at most a few per tick. The cursor is exact: a change
-        committed late with a lower id is still read (embed_assets.lib.changes)."""
+        committed late with a lower id is still read (embed_assets.lib.changes). A change that
+        a sync's run handled first is gone from the log: no run is asked for it."""
         if polled:
             return poll(context, database)
         cursor = ChangeCursor.from_text(context.cursor)
         with database.open(table) as store:
             changes = read_changes(store, cursor, MAX_CHANGES_PER_TICK)
-            # The position Dagster has stored, not the new one: a tick that fails to store its
-            # cursor reads again what it read, which must still be in the log.
-            record_reader(store, SENSOR_READER, cursor)
         if not changes.count:
             return dg.SensorResult(
                 skip_reason=dg.SkipReason(f"no source row changed since change #{cursor.position}"),

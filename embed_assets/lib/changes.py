@@ -1,5 +1,6 @@
 """Reading the source change log (`source_changes`) with an exact cursor, and turning the months it
-names into a few runs over partition ranges.
+names into a few runs over partition ranges. The sensor reads it so; a run's rows step deletes the
+changes it handled (`Store.handling_changes`), which keeps the log short.
 
 Change ids come from a sequence when a row is logged but become visible when the writing
 transaction commits, so id 101 can be seen before id 100 (two loaders, a crawler beside a load).
@@ -80,15 +81,6 @@ def read_changes(store, cursor: ChangeCursor, limit: int | None = None) -> Chang
     return Changes(
         {month for _, month in rows}, len(rows), ChangeCursor(position, tuple(sorted(kept + fresh)))
     )
-
-
-def record_reader(store, reader: str, cursor: ChangeCursor) -> int:
-    """Record where `reader` (`sync`, the sensor) is in the log, then drop the changes that every
-    recorded reader has read, so that the log does not grow for ever; returns how many. A reader
-    that stops for good holds the log back until its row in `cursors` is deleted."""
-    store.set_cursor(reader, cursor.position, cursor.to_text())
-    through = min(ChangeCursor.from_text(text).read_through() for text in store.cursor_states())
-    return store.prune_change_log(through)
 
 
 def _missing(gaps: Iterable[Gap], seen: Sequence[int]) -> Iterable[Gap]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from embed_assets.lib.database import database_url
+from embed_assets.lib.errors import UsageError
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import DeclarationError, SourceKind
 from embed_assets.lib.sources.repositories import REPOSITORIES
@@ -31,7 +32,7 @@ SOURCE_KINDS = ("repositories", "table")
 REPOSITORIES_FIXED = {"key": "full_name", "time_column": "created_at"}
 
 
-class CollectionError(ValueError):
+class CollectionError(UsageError):
     """A collection that cannot be used, or none that fits; the message names the file and the
     field, or what exists."""
 

@@ -11,7 +11,7 @@ import logging
 import re
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from embed_assets.lib.settings import Settings
 
@@ -57,10 +57,14 @@ def sqlalchemy_url(url: str) -> str:
     return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg2://", url)
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+def server_of(url: str) -> str:
+    """Where a URL points, for messages: host:port/database, or the socket folder; no user, no
+    password."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "an unreadable URL"
+    query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+    host = parts.hostname or query.get("host") or "localhost"
+    return f"{host}:{port or 5432}{parts.path or ''}"

@@ -1,13 +1,17 @@
 """What each asset does to a time window [start, end): plain functions over a Store.
 
 Each step reads only what changed (the store finds it with hashes), writes in one transaction, and
-returns counts for the run's metadata.
+returns a `StepResult`: each month's counts, so that a run over a range records every month's own,
+and the figures of the step as a whole.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -20,25 +24,72 @@ from embed_assets.lib.store import Space, Store
 PAGE_SIZE = 10_000  # chunks read, embedded and staged at a time: bounds memory for any backfill
 
 
+def month_of(moment: datetime) -> datetime:
+    """The start (UTC) of the month holding `moment`, as the store's date_trunc gives it."""
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class StepResult(Mapping):
+    """What a step did to a window. `months`: each month's counts, one dict per month with a
+    count in it (every name of `fields`); `whole`: the figures of the step as a whole (seconds,
+    provider calls, examples). As a mapping, the window's totals: the months' counts summed,
+    with the whole step's figures."""
+
+    fields: tuple[str, ...]
+    months: dict[datetime, dict[str, int]]
+    whole: dict
+
+    @classmethod
+    def of(cls, whole: dict, **by_month: Counter) -> StepResult:
+        months = sorted({month for counts in by_month.values() for month in counts})
+        return cls(
+            tuple(by_month),
+            {m: {name: int(c[m]) for name, c in by_month.items()} for m in months},
+            whole,
+        )
+
+    def month(self, month: datetime) -> dict[str, int]:
+        """The counts of one month: zeros for a month the step found nothing in."""
+        return self.months.get(month, dict.fromkeys(self.fields, 0))
+
+    def totals(self) -> dict:
+        summed = {name: sum(m[name] for m in self.months.values()) for name in self.fields}
+        return summed | self.whole
+
+    def __getitem__(self, name: str):
+        return self.totals()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.totals())
+
+    def __len__(self) -> int:
+        return len(self.fields) + len(self.whole)
+
+
 def sync_rows(
     store: Store, start: datetime, end: datetime, source: SourceKind = REPOSITORIES
-) -> dict:
-    """Normalise and validate the source rows of the window that changed; drop vanished ones."""
+) -> StepResult:
+    """Normalise and validate the source rows of the window that changed; drop vanished ones;
+    take the window's changes out of the log."""
     began = time.perf_counter()
-    with store.window_lock("rows", start, end):
+    with store.window_lock("rows", start, end), store.handling_changes(start, end):
         written = source.write_rows(store, start, end)
     rows_in = source.count_source(store, start, end)
-    return {
-        "rows_in": rows_in,
-        "added": written.added,
-        "updated": written.updated,
-        "unchanged": rows_in - written.changed,
-        "deleted": written.deleted,
-        "rejected": len(written.rejected),
-        "rejected_examples": [f"{key}: {reason}" for key, reason in written.rejected[:5]],
-        "row_count": store.count_in_window(store.rows_table, start, end),
-        "seconds": time.perf_counter() - began,
-    }
+    return StepResult.of(
+        {
+            "rejected_examples": [f"{key}: {reason}" for key, reason, _ in written.rejected[:5]],
+            "seconds": time.perf_counter() - began,
+        },
+        rows_in=rows_in,
+        added=written.added,
+        updated=written.updated,
+        unchanged=rows_in - written.changed,
+        deleted=written.deleted,
+        rejected=Counter(month for _, _, month in written.rejected),
+        row_count=store.count_by_month(store.rows_table, start, end),
+    )
 
 
 def sync_chunks(
@@ -48,7 +99,7 @@ def sync_chunks(
     max_chars: int,
     overlap: int,
     source: SourceKind = REPOSITORIES,
-) -> dict:
+) -> StepResult:
     """Chunk the rows of the window whose text (or chunking) changed."""
     began = time.perf_counter()
     chunker = f"v1:{max_chars}:{overlap}"
@@ -70,17 +121,17 @@ def sync_chunks(
             for chunk in source.chunk(row, max_chars, overlap)
         ]
         written = store.write_chunks(start, end, [row.key for row in rows], chunks)
-    row_count = store.count_in_window("chunks", start, end)
-    return {
-        "rows_in": store.count_in_window(store.rows_table, start, end),
-        "rows_rechunked": len(rows),
-        "added": written["added"],
-        "updated": written["updated"],
-        "unchanged": row_count - written["added"] - written["updated"],
-        "deleted": written["deleted"],
-        "row_count": row_count,
-        "seconds": time.perf_counter() - began,
-    }
+    row_count = store.count_by_month("chunks", start, end)
+    return StepResult.of(
+        {"seconds": time.perf_counter() - began},
+        rows_in=store.count_by_month(store.rows_table, start, end),
+        rows_rechunked=Counter(month_of(row.row_time) for row in rows),
+        added=written["added"],
+        updated=written["updated"],
+        unchanged=row_count - written["added"] - written["updated"],
+        deleted=written["deleted"],
+        row_count=row_count,
+    )
 
 
 def _embed_page(
@@ -93,12 +144,21 @@ def _embed_page(
 ) -> list[tuple[str, str, str]]:
     """Stage the vectors of one page of pending chunks for the run's write: a text with a vector
     already (staged by this run, in the space, in the cache) is staged inside the server; the
-    others are sent to the provider, each distinct text once. Records and returns the chunks
-    whose vector was refused (chunk_id, content_hash, reason)."""
+    others are sent to the provider, each distinct text once. Counts, by month, in `stats`;
+    records and returns the chunks whose vector was refused (chunk_id, content_hash, reason).
+    A distinct text's cache hit or miss counts in the month of its first chunk in the page."""
     chunks = [(chunk_id, h, row_time) for chunk_id, h, row_time, _ in page]
+    month_of_text: dict[str, datetime] = {}
+    for _, h, row_time in chunks:
+        month_of_text.setdefault(h, month_of(row_time))
     reused = store.stage_known_vectors(space, chunks)
-    stats["reused"] += sum(1 for _, h, _ in chunks if h in reused)
-    found = reused | cache.stage_hits([chunk for chunk in chunks if chunk[1] not in reused])
+    stats["reused"].update(month_of(row_time) for _, h, row_time in chunks if h in reused)
+    asked = [chunk for chunk in chunks if chunk[1] not in reused]
+    hits = cache.stage_hits(asked)
+    if cache.used:
+        stats["cache_hits"].update(month_of_text[h] for h in hits)
+        stats["cache_misses"].update(month_of_text[h] for h in {h for _, h, _ in asked} - hits)
+    found = reused | hits
     todo = {h: text for _, h, _, text in page if h not in found}
     if not todo:
         return []
@@ -116,7 +176,7 @@ def _embed_page(
         (chunk_id, h, row_time, fresh[h]) for chunk_id, h, row_time, _ in page if h in fresh
     )
     refused = [(cid, h, f"vector refused: {reasons[h]}") for cid, h, _, _ in page if h in reasons]
-    stats["refused"] += len(refused)
+    stats["refused"].update(month_of(row_time) for _, h, row_time, _ in page if h in reasons)
     store.record_failures(space, refused)
     return refused
 
@@ -129,7 +189,7 @@ def sync_embeddings(
     *,
     cache_max_entries: int = 1_000_000,
     cache_max_age_days: float | None = None,
-) -> dict:
+) -> StepResult:
     """Embed the chunks of the window that have no current vector, then write all vectors and
     drop those of vanished chunks in one transaction.
 
@@ -151,40 +211,42 @@ def sync_embeddings(
             max_age_days=cache_max_age_days,
             used=provider.cache_vectors,
         )
-        stats = {"pending": 0, "reused": 0, "refused": 0}
+        stats = {name: Counter() for name in ("reused", "cache_hits", "cache_misses", "refused")}
         refused_examples: list[str] = []
         after = ""
         while page := store.pending_chunks(space, start, end, after, PAGE_SIZE):
             after = page[-1][0]
-            stats["pending"] += len(page)
             refused = _embed_page(store, space, page, cache, provider, stats)
             refused_examples += [f"{cid}: {reason}" for cid, _, reason in refused[:5]]
         evicted = cache.finish()
         writing = time.perf_counter()
         written = store.write_vectors(space, start, end)
         write_seconds = time.perf_counter() - writing
-    row_count = store.count_in_window(space.table, start, end)
+    row_count = store.count_by_month(space.table, start, end)
     embedded = written["added"] + written["updated"]
-    return {
-        "space": space.name,
-        "rows_in": store.count_in_window("chunks", start, end),
-        "embedded": embedded,
-        "added": written["added"],
-        "updated": written["updated"],
-        "unchanged": row_count - embedded,
-        "deleted": written["deleted"],
-        "reused": stats["reused"],
-        "cache_used": cache.used,
-        "cache_hits": cache.hits,
-        "cache_misses": cache.misses,
-        "cache_evicted": evicted,
-        "refused": stats["refused"],
-        "refused_examples": refused_examples[:5],
-        "index_rebuilt": written["index_rebuilt"],
-        "index_build_seconds": written["index_build_seconds"],  # of write_seconds
-        "hnsw_m": written["hnsw_m"],  # of the index as it now is (None: pgvector's default)
-        "hnsw_ef_construction": written["hnsw_ef_construction"],
-        "write_seconds": write_seconds,  # the one transaction, with any HNSW build
-        "row_count": row_count,
-        "seconds": time.perf_counter() - began,
-    }
+    return StepResult.of(
+        {
+            "space": space.name,
+            "cache_used": cache.used,
+            "cache_evicted": evicted,
+            "refused_examples": refused_examples[:5],
+            "index_rebuilt": written["index_rebuilt"],
+            "index_build_seconds": written["index_build_seconds"],  # of write_seconds
+            # of the index as it now is (None: pgvector's default)
+            "hnsw_m": written["hnsw_m"],
+            "hnsw_ef_construction": written["hnsw_ef_construction"],
+            "write_seconds": write_seconds,  # the one transaction, with any HNSW build
+            "seconds": time.perf_counter() - began,
+        },
+        rows_in=store.count_by_month("chunks", start, end),
+        embedded=embedded,
+        added=written["added"],
+        updated=written["updated"],
+        unchanged=row_count - embedded,
+        deleted=written["deleted"],
+        reused=stats["reused"],
+        cache_hits=stats["cache_hits"],
+        cache_misses=stats["cache_misses"],
+        refused=stats["refused"],
+        row_count=row_count,
+    )

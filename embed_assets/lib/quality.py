@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from embed_assets.lib.clusters.algorithm import topic_count
+from embed_assets.lib.clusters.sizes import topic_count
 from embed_assets.lib.settings import SettingError
 from embed_assets.lib.store import Space, Store
 

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from embed_assets.lib import hnsw
+from embed_assets.lib.errors import UsageError
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # A GitHub login (letters, digits, single hyphens, at most 39), or @me for the token's owner.
@@ -19,7 +20,16 @@ GITHUB_TOKEN_VARIABLE = "GITHUB_TOKEN"
 CREATED_QUALIFIER = re.compile(r"(^|\s)-?created:", re.IGNORECASE)
 
 
-class SettingError(ValueError):
+# Fields whose 0 in code means "the default": written out in the environment, 0 is a mistake.
+_ZERO_IS_UNSET = ("batch_size", "max_concurrency", "dimensions")
+
+
+def redacted(url: str) -> str:
+    """A URL-like text with anything between `:` and `@` in its authority replaced."""
+    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", url)
+
+
+class SettingError(UsageError):
     """A setting has a value we cannot use; the message names the environment variable."""
 
 
@@ -165,6 +175,11 @@ class Settings:
                 f"{_env_name('base_url')} must be an http:// or https:// URL, got {self.base_url!r}"
             )
         self._check_github()
+        if self.database_url is not None and not re.match(r"^postgres(ql)?://", self.database_url):
+            raise SettingError(
+                f"{_env_name('database_url')} must be a postgresql:// URL, got "
+                f"{redacted(self.database_url)!r}"
+            )
         if not 0 <= self.chunk_overlap < self.chunk_chars // 2:
             raise SettingError(
                 f"{_env_name('chunk_overlap')} must be between 0 and half of "
@@ -265,6 +280,11 @@ class Settings:
                     ) from None
             else:
                 values[f.name] = raw
+            if f.name in _ZERO_IS_UNSET and values[f.name] == 0:
+                raise SettingError(
+                    f"{_env_name(f.name)} must be a positive integer (unset it for the "
+                    "default), got '0'"
+                )
         values.update(overrides)
         if "api_key" not in values:
             variable = api_key_variable(values.get("provider", cls.provider), environ)

@@ -36,9 +36,11 @@ def tick_and_run(defs, instance, cursor=None, collection="tickets"):
 
 
 def metadata(runs, asset: str, name: str, collection: str = "tickets") -> int:
+    """A count over the runs: each month of a run carries its own."""
     return sum(
-        run.asset_materializations_for_node(f"{collection}__{asset}")[0].metadata[name].value
+        event.metadata[name].value
         for run in runs
+        for event in run.asset_materializations_for_node(f"{collection}__{asset}")
     )
 
 

@@ -8,6 +8,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from psycopg import sql
 
 from embed_assets.cli import main
 from embed_assets.definitions import build_definitions
@@ -27,7 +28,6 @@ CHECK_NAMES = {
         "coverage",
         "no_orphan_vectors",
         "refused_vectors",
-        "freshness",
     },
 }
 
@@ -53,7 +53,7 @@ def seed(store, settings):
     pipeline.sync_embeddings(store, *ALL_TIME, build_provider(settings))
 
 
-def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings, store, capsys):
+def test_sync_checks_its_partitions_and_status_checks_the_whole_store(settings, store, capsys):
     store.upsert_source(
         [
             source_row("acme/one", "first", when="2020-05-02"),
@@ -75,16 +75,27 @@ def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings
         (a, n) for a, names in CHECK_NAMES.items() for n in names
     }
     for check in ours:
-        assert set(check) == {"asset", "name", "partition", "passed", "severity"}
+        assert set(check) == {"asset", "name", "passed", "severity", "description"}
         assert check["passed"] is True, check
-        expected = None if check["name"] == "freshness" else "2020-05-01...2020-07-01"
-        assert check["partition"] == expected, check
     assert {c["severity"] for c in ours} == {"ERROR", "WARN"}
     assert main(["status"]) == 0
-    assert (
-        "passed  ERROR repositories/embeddings.coverage  (2020-05-01...2020-07-01)"
-        in capsys.readouterr().out
+    assert "passed  ERROR repositories/embeddings.coverage" in capsys.readouterr().out
+
+    # A later run over July alone checks July; status still sees May's broken vector.
+    store.execute(
+        sql.SQL(
+            "UPDATE {} SET embedding = (SELECT array_agg(x * 0) FROM "
+            "unnest(embedding::real[]) x)::vector WHERE chunk_id LIKE 'acme/one#%%'"
+        ).format(store.t(store.active_space().table))
     )
+    store.upsert_source([source_row("acme/three", "third, edited", when="2020-07-09")])
+    assert main(["sync", "--skip-clusters", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed_partitions"] == 1
+    assert main(["status", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    assert checks["no_zero_vectors"]["passed"] is False, checks["no_zero_vectors"]
+    assert main(["status"]) == 0
+    assert "FAILED  ERROR repositories/embeddings.no_zero_vectors: " in capsys.readouterr().out
 
     with project_instance(settings) as instance:
         records = instance.get_records_for_run(
@@ -94,11 +105,11 @@ def test_sync_checks_its_partitions_and_status_lists_the_latest_results(settings
         metadata = {evaluation.check_name: evaluation.metadata for evaluation in evaluations}
         assert metadata["coverage"]["partitions"].value == "2020-05-01...2020-07-01"
         assert metadata["freshness"]["newest_partition"].value == "2020-07-01"
-        preview = instance.fetch_materializations(asset_key("rows"), limit=5).records
+        preview = instance.fetch_materializations(asset_key("rows"), limit=10).records
         tables = [
             r.asset_materialization.metadata["preview"].value
             for r in preview
-            if "preview" in r.asset_materialization.metadata
+            if "preview" in r.asset_materialization.metadata and r.run_id == run_id
         ]
         # One materialisation per month of the range, all with the run's metadata.
         assert len(tables) == 3 and "| acme/one | Python | 10 | first |" in tables[0]

@@ -33,12 +33,13 @@ import numpy as np
 from scipy import sparse
 from sklearn.cluster import MiniBatchKMeans
 
+from embed_assets.lib.clusters.sizes import topic_count
+
 # The cosine to its nearest centroid that a new vector needs to join that cluster. Members of the
 # real file's topic clusters are at 0.2-0.45 from their centroid with the offline provider (1st
 # and 50th percentiles) and higher with a semantic model: 0.1 keeps apart only what resembles no
 # topic at all.
 DEFAULT_THRESHOLD = 0.1
-MAX_TOPICS = 500  # k's bound whatever n: more is no longer browsable
 MIN_SIZE = 5  # members a full clustering's cluster needs; smaller ones are dissolved
 _MAX_OF_MEAN = 2.0  # a full clustering's cluster of more than this times the mean size is cut
 _RESTART_VECTORS = 150_000  # see _restarts
@@ -259,12 +260,6 @@ def _leader(vectors: np.ndarray, threshold: float) -> np.ndarray:
         labels[i], sizes[count], totals[count] = count, 1, similarity[i]
         count += 1
     return labels
-
-
-def topic_count(n: int) -> int:
-    """The number of clusters a full clustering of n vectors makes (before dissolving small ones):
-    sqrt(n / 2), so that clusters grow with the collection but stay fewer than a person can scan."""
-    return int(min(MAX_TOPICS, max(2, round(math.sqrt(n / 2))), n))
 
 
 def full_cluster(

@@ -13,12 +13,14 @@ from typing import Protocol
 
 import numpy as np
 
+from embed_assets.lib.errors import Failure
+
 OFFLINE_DIMENSIONS = 384  # the offline provider's dimensions when EMBED_ASSETS_DIMENSIONS is unset
 HTTP_PROVIDERS = ("ollama", "openai", "together", "openai_compatible")
 PROVIDERS = ("offline", *HTTP_PROVIDERS, "sentence_transformers")
 
 
-class ProviderError(RuntimeError):
+class ProviderError(Failure):
     """The provider could not embed the texts; the message says why and never holds an API key."""
 
 

@@ -9,15 +9,17 @@ a collection with the kind's `table_spec` (None: the repositories layout).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
 
+from embed_assets.lib.errors import UsageError
 from embed_assets.lib.store import Store, TableSpec
 from embed_assets.lib.text import Chunk, chunk_text
 
 
-class DeclarationError(ValueError):
+class DeclarationError(UsageError):
     """A field of a collection's declaration cannot be used: `field` names it."""
 
     def __init__(self, field: str, problem: str):
@@ -38,13 +40,13 @@ class RowText:
 
 @dataclass(frozen=True)
 class RowsWritten:
-    """What a kind's rows step wrote to the normalised rows of a window."""
+    """What a kind's rows step wrote to the normalised rows of a window, by month (UTC)."""
 
-    changed: int  # source rows read because their hash differed from the stored one
-    added: int
-    updated: int
-    deleted: int
-    rejected: list[tuple[str, str]]  # (key, reason) of invalid rows, recorded by the kind
+    changed: Counter  # source rows read because their hash differed from the stored one
+    added: Counter
+    updated: Counter
+    deleted: Counter
+    rejected: list[tuple[str, str, datetime]]  # (key, reason, month) of invalid rows
 
 
 class SourceKind(ABC):
@@ -61,8 +63,8 @@ class SourceKind(ABC):
         transaction."""
 
     @abstractmethod
-    def count_source(self, store: Store, start: datetime, end: datetime) -> int:
-        """Source rows of [start, end)."""
+    def count_source(self, store: Store, start: datetime, end: datetime) -> Counter:
+        """Source rows of [start, end), by month (UTC)."""
 
     @abstractmethod
     def rows_to_chunk(

@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from embed_assets.lib.errors import UsageError
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS
 
 _FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -36,7 +37,7 @@ _NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 _MAX_CSV_FIELD = 2**31 - 1
 
 
-class LoaderError(ValueError):
+class LoaderError(UsageError):
     """The file as a whole cannot be loaded; the message names the path and the problem."""
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from embed_assets.lib.sources.base import RowsWritten, RowText, SourceKind
@@ -27,8 +28,8 @@ class RepositoriesSource(SourceKind):
             rejected=written["rejected"],
         )
 
-    def count_source(self, store: Store, start: datetime, end: datetime) -> int:
-        return store.count_source(start, end)
+    def count_source(self, store: Store, start: datetime, end: datetime) -> Counter:
+        return store.source_months(start, end)
 
     def rows_to_chunk(
         self, store: Store, start: datetime, end: datetime, chunker: str

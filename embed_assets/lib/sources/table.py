@@ -3,6 +3,7 @@ text is a template over its columns (`"{subject}\n\n{body}"`)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,8 +34,8 @@ class TableSource(SourceKind):
             rejected=[],  # any row of a table is valid: its text is what its columns say
         )
 
-    def count_source(self, store: Store, start: datetime, end: datetime) -> int:
-        return store.count_table_source(self.spec, start, end)
+    def count_source(self, store: Store, start: datetime, end: datetime) -> Counter:
+        return store.table_source_months(self.spec, start, end)
 
     def rows_to_chunk(
         self, store: Store, start: datetime, end: datetime, chunker: str

@@ -9,8 +9,7 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
   normalised rows;
 - `chunks`: the texts to embed, keyed by the collection's `key` (generic, like what follows);
 - `spaces` and one `embeddings_<space>` table per embedding space (model + dimensions), with an
-  HNSW cosine index;
-- `cursors`: positions in `source_changes` of its readers.
+  HNSW cosine index.
 
 A `table` collection (`table.py`) has the same generic tables in a schema of its own
 (`<schema>_<collection>`), a `rows` table in place of `repositories`, and shares the embedding
@@ -19,12 +18,15 @@ cache of the settings' schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
 from pgvector.psycopg import register_vector
 
+from embed_assets.lib.database import server_of
+from embed_assets.lib.errors import Failure
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store.base import (
     Space,
@@ -48,6 +50,7 @@ from embed_assets.lib.store.vectors import VectorQueries
 
 __all__ = [
     "SOURCE_COLUMNS",
+    "DatabaseUnreachable",
     "Space",
     "Store",
     "StoreError",
@@ -57,6 +60,10 @@ __all__ = [
     "connect_store",
     "open_store",
 ]
+
+
+class DatabaseUnreachable(Failure):
+    pass
 
 
 class Store(
@@ -74,11 +81,31 @@ class Store(
     """One connection to the project's schema, with every query the project runs."""
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+# libpq's "connection failed: connection to server at "h" (addr), port p failed: FATAL:  why"
+_LIBPQ_PREFIX = re.compile(
+    r"^(connection failed: )?(connection to server .*? failed: )?(FATAL: +)?"
+)
+
+
+def connect(url: str) -> psycopg.Connection:
+    """An autocommit connection, or within CONNECT_TIMEOUT_SECONDS a DatabaseUnreachable that
+    names the server (never the password) and why."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    except psycopg.OperationalError as error:
+        first = (str(error).strip().splitlines() or ["no answer"])[0]
+        reason = _LIBPQ_PREFIX.sub("", first).strip() or "no answer"
+        raise DatabaseUnreachable(
+            f"cannot connect to the database at {server_of(url)}: {reason}"
+        ) from None
+
+
 def connect_store(url: str, settings: Settings, table: TableSpec | None = None) -> Store:
     """A connection in autocommit mode (transactions are explicit), with the schema in place;
     the caller closes it (`store.conn.close()`). `table`: the store of that table collection,
     else of the repositories one."""
-    conn = psycopg.connect(url, autocommit=True)
+    conn = connect(url)
     try:
         store = Store(conn, settings, table)
         key = (url, settings.schema, settings.source_table, table)
@@ -98,7 +125,7 @@ def connect_store(url: str, settings: Settings, table: TableSpec | None = None) 
 def catalog_store(url: str, settings: Settings) -> Iterator[Store]:
     """A connection for reading the catalog (checking a declaration against the database):
     no DDL is run, nothing is created."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         yield Store(conn, settings)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 
+from embed_assets.lib.errors import UsageError
 from embed_assets.lib.settings import Settings
 
 # (url or dsn, schema, source table, table collection) already created in this process: skips a
@@ -24,7 +26,7 @@ _ensured: set[tuple] = set()
 _ensured_lock = threading.Lock()
 
 
-class StoreError(RuntimeError):
+class StoreError(UsageError):
     pass
 
 
@@ -65,8 +67,19 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Upserted:
-    added: int
-    updated: int
+    added: Counter  # rows inserted, by month (UTC) of their row_time
+    updated: Counter
+
+
+def by_month(rows: Iterable[Sequence]) -> Counter:
+    """How many rows fall in each month: rows whose last column is a month (UTC)."""
+    return Counter(row[-1] for row in rows)
+
+
+def upserted_by_month(rows: Iterable[Sequence]) -> Upserted:
+    """`RETURNING (xmax = 0), <month>` rows as the months' inserted and updated counts."""
+    rows = list(rows)
+    return Upserted(by_month(r for r in rows if r[0]), by_month(r for r in rows if not r[0]))
 
 
 def _columns(names: Iterable[str]) -> sql.Composed:
@@ -207,7 +220,8 @@ class StoreBase:
             self._sql(
                 "INSERT INTO {table} AS t ({cols}) SELECT {cols} FROM {stage} "
                 "ON CONFLICT ({key}) DO UPDATE SET {assignments}, updated_at = now() "
-                "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
+                "WHERE {old} IS DISTINCT FROM {new} "
+                "RETURNING (xmax = 0), date_trunc('month', t.row_time, 'UTC')",
                 table=self.t(name),
                 stage=sql.Identifier(f"_stage_{name}"),
                 cols=_columns(columns),
@@ -219,8 +233,7 @@ class StoreBase:
                 new=_row_of("excluded", others),
             )
         ).fetchall()
-        added = sum(1 for (new,) in result if new)
-        return Upserted(added=added, updated=len(result) - added)
+        return upserted_by_month(result)
 
 
 class _ArrayBinaryDumper(Dumper):

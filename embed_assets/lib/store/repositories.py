@@ -3,13 +3,14 @@ repositories and the rejected rows; their DDL and change triggers are in `schema
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
-from embed_assets.lib.store.base import StoreBase, _columns, _row_of
+from embed_assets.lib.store.base import StoreBase, _columns, _row_of, by_month, upserted_by_month
 
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"  # GitHub's owner/name, as the loader checks it
 
@@ -76,6 +77,21 @@ class RepositoryQueries(StoreBase):
             "unchanged": len(rows) - inserted - updated,
         }
 
+    def source_months(self, start: datetime, end: datetime) -> Counter:
+        """Source rows of [start, end) by month (UTC) of their created_at."""
+        return Counter(
+            dict(
+                self.execute(
+                    self._sql(
+                        "SELECT date_trunc('month', created_at, 'UTC'), count(*) FROM {source} "
+                        "WHERE created_at >= %s AND created_at < %s GROUP BY 1",
+                        source=self.source,
+                    ),
+                    (start, end),
+                ).fetchall()
+            )
+        )
+
     def count_source(self, start: datetime | None = None, end: datetime | None = None) -> int:
         if start is None:
             return self.execute(
@@ -121,7 +137,9 @@ class RepositoryQueries(StoreBase):
                 ),
                 params,
             )
-            changed = self.execute("SELECT count(*) FROM _changed").fetchone()[0]
+            changed = by_month(
+                self.execute("SELECT date_trunc('month', created_at, 'UTC') FROM _changed")
+            )
             self.execute(
                 self._sql(
                     "DELETE FROM {rejected} WHERE full_name IN (SELECT full_name FROM _changed); "
@@ -132,24 +150,27 @@ class RepositoryQueries(StoreBase):
                 )
             )
             rejected = self.execute(
-                "SELECT full_name, reason FROM _changed WHERE reason IS NOT NULL ORDER BY full_name"
+                "SELECT full_name, reason, date_trunc('month', created_at, 'UTC') FROM _changed "
+                "WHERE reason IS NOT NULL ORDER BY full_name"
             ).fetchall()
             result = self.execute(
                 self._sql(_UPSERT_REPOSITORIES, repositories=self.t("repositories"))
             ).fetchall()
-            deleted = self.execute(
-                self._sql(
-                    "DELETE FROM {repositories} r WHERE r.row_time >= %(start)s AND r.row_time < "
-                    "%(end)s "
-                    "AND (NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = r.full_name "
-                    "  AND s.created_at >= %(start)s AND s.created_at < %(end)s) "
-                    "  OR r.full_name IN (SELECT full_name FROM _changed WHERE reason IS NOT "
-                    "NULL))",
-                    repositories=self.t("repositories"),
-                    source=self.source,
-                ),
-                params,
-            ).rowcount
+            deleted = by_month(
+                self.execute(
+                    self._sql(
+                        "DELETE FROM {repositories} r WHERE r.row_time >= %(start)s "
+                        "AND r.row_time < %(end)s "
+                        "AND (NOT EXISTS (SELECT 1 FROM {source} s WHERE s.full_name = r.full_name "
+                        "  AND s.created_at >= %(start)s AND s.created_at < %(end)s) "
+                        "  OR r.full_name IN (SELECT full_name FROM _changed WHERE reason IS NOT "
+                        "NULL)) RETURNING date_trunc('month', r.row_time, 'UTC')",
+                        repositories=self.t("repositories"),
+                        source=self.source,
+                    ),
+                    params,
+                )
+            )
             self.execute(
                 self._sql(
                     "DELETE FROM {rejected} j WHERE j.row_time >= %(start)s AND j.row_time < "
@@ -163,14 +184,14 @@ class RepositoryQueries(StoreBase):
             )
         self.analyze_if_grown(
             "repositories",
-            len(result) + deleted,
+            len(result) + deleted.total(),
             ("full_name", "row_time", "source_hash", "text_hash"),
         )
-        added = sum(1 for (new,) in result if new)
+        upserted = upserted_by_month(result)
         return {
             "changed": changed,
-            "added": added,
-            "updated": len(result) - added,
+            "added": upserted.added,
+            "updated": upserted.updated,
             "deleted": deleted,
             "rejected": rejected,
         }
@@ -246,5 +267,5 @@ ON CONFLICT (full_name) DO UPDATE SET
     topics = excluded.topics, url = excluded.url, readme = excluded.readme,
     row_time = excluded.row_time, source_hash = excluded.source_hash,
     text_hash = excluded.text_hash, updated_at = now()
-RETURNING (xmax = 0)
+RETURNING (xmax = 0), date_trunc('month', r.row_time, 'UTC')
 """

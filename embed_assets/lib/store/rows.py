@@ -1,15 +1,17 @@
-"""The generic tables every collection has: its chunks, and the change log with its readers'
-cursors."""
+"""The generic tables every collection has: its chunks, and the change log."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from psycopg import sql
 
-from embed_assets.lib.store.base import StoreBase
+from embed_assets.lib.store.base import StoreBase, by_month
 
+_MONTH_OF_C = sql.SQL("date_trunc('month', c.row_time, 'UTC')")
 CHUNK_COLUMNS = (
     "chunk_id",
     "key",
@@ -32,92 +34,113 @@ class RowQueries(StoreBase):
             (start, end),
         ).fetchone()[0]
 
+    def count_by_month(self, table: str, start: datetime, end: datetime) -> Counter:
+        """Rows of `table` in [start, end), by month (UTC) of their row_time."""
+        return Counter(
+            dict(
+                self.execute(
+                    self._sql(
+                        "SELECT date_trunc('month', row_time, 'UTC'), count(*) FROM {table} "
+                        "WHERE row_time >= %s AND row_time < %s GROUP BY 1",
+                        table=self.t(table),
+                    ),
+                    (start, end),
+                ).fetchall()
+            )
+        )
+
     # -- chunks ------------------------------------------------------------------------------
     def write_chunks(
         self, start: datetime, end: datetime, keys: Sequence[str], rows: Sequence[Sequence]
-    ) -> dict[str, int]:
+    ) -> dict[str, Counter]:
         """In one transaction: upsert the chunks of the rows `keys` (CHUNK_COLUMNS order), delete
         their chunks that no longer exist (shorter text), and delete chunks of [start, end) whose
-        row is gone from the window. `updated` counts chunks whose text changed."""
+        row is gone from the window. Counts by month; `updated` counts chunks whose text
+        changed."""
         with self.transaction():
             self._stage("chunks", CHUNK_COLUMNS, rows)
-            updated = self.execute(
-                self._sql(
-                    "SELECT count(*) FROM _stage_chunks s JOIN {chunks} c USING (chunk_id) "
-                    "WHERE c.content_hash <> s.content_hash",
-                    chunks=self.t("chunks"),
+            updated = by_month(
+                self.execute(
+                    self._sql(
+                        "SELECT date_trunc('month', s.row_time, 'UTC') FROM _stage_chunks s "
+                        "JOIN {chunks} c USING (chunk_id) WHERE c.content_hash <> s.content_hash",
+                        chunks=self.t("chunks"),
+                    )
                 )
-            ).fetchone()[0]
+            )
             upserted = self._upsert_from_stage("chunks", CHUNK_COLUMNS, "chunk_id")
-            deleted = self.execute(
-                self._sql(
-                    "DELETE FROM {chunks} c WHERE c.key IN (SELECT unnest(%b::text[])) "
-                    "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s WHERE s.chunk_id = c.chunk_id)",
-                    chunks=self.t("chunks"),
-                ),
-                (list(keys),),
-            ).rowcount
-            deleted += self.execute(
-                self._sql(
-                    "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s AND c.row_time < %(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE {rows_key} = c.key "
-                    "  AND r.row_time = c.row_time)",
-                    chunks=self.t("chunks"),
-                    rows=self.rows,
-                    rows_key=sql.Identifier("r", self.rows_key),
-                ),
-                {"start": start, "end": end},
-            ).rowcount
+            deleted = by_month(
+                self.execute(
+                    self._sql(
+                        "DELETE FROM {chunks} c WHERE c.key IN (SELECT unnest(%b::text[])) "
+                        "AND NOT EXISTS (SELECT 1 FROM _stage_chunks s "
+                        "WHERE s.chunk_id = c.chunk_id) RETURNING {month}",
+                        chunks=self.t("chunks"),
+                        month=_MONTH_OF_C,
+                    ),
+                    (list(keys),),
+                )
+            )
+            deleted += by_month(
+                self.execute(
+                    self._sql(
+                        "DELETE FROM {chunks} c WHERE c.row_time >= %(start)s "
+                        "AND c.row_time < %(end)s "
+                        "AND NOT EXISTS (SELECT 1 FROM {rows} r WHERE {rows_key} = c.key "
+                        "  AND r.row_time = c.row_time) RETURNING {month}",
+                        chunks=self.t("chunks"),
+                        rows=self.rows,
+                        rows_key=sql.Identifier("r", self.rows_key),
+                        month=_MONTH_OF_C,
+                    ),
+                    {"start": start, "end": end},
+                )
+            )
         self.analyze_if_grown(
             "chunks",
-            upserted.added + upserted.updated + deleted,
+            (upserted.added + upserted.updated + deleted).total(),
             ("chunk_id", "key", "row_time", "content_hash"),
         )
         return {"added": upserted.added, "updated": updated, "deleted": deleted}
 
     # -- what needs a run --------------------------------------------------------------------
-    def cursor(self, name: str) -> str | None:
-        """A reader's position in the change log (embed_assets.lib.changes.ChangeCursor's text)."""
-        row = self.execute(
-            self._sql(
-                "SELECT coalesce(state, position::text) FROM {cursors} WHERE name = %s",
-                cursors=self.t("cursors"),
-            ),
-            (name,),
-        ).fetchone()
-        return row[0] if row else None
-
-    def set_cursor(self, name: str, position: int, state: str) -> None:
-        """Never moves a cursor back (two syncs ending in either order)."""
-        self.execute(
-            self._sql(
-                "INSERT INTO {cursors} AS c (name, position, state) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position, state = "
-                "excluded.state "
-                "WHERE c.position <= excluded.position",
-                cursors=self.t("cursors"),
-            ),
-            (name, position, state),
-        )
-
-    def cursor_states(self) -> list[str]:
-        """Every reader's position in the change log."""
+    def logged_change_months(self) -> list[datetime]:
+        """Months (UTC) of the changes in the log: those no run's rows step has handled yet."""
         return [
             row[0]
             for row in self.execute(
                 self._sql(
-                    "SELECT coalesce(state, position::text) FROM {cursors}",
-                    cursors=self.t("cursors"),
+                    "SELECT DISTINCT date_trunc('month', row_time, 'UTC') FROM {changes}",
+                    changes=self.t("source_changes"),
                 )
             )
         ]
 
-    def prune_change_log(self, through: int) -> int:
-        """Drop the changes with ids up to `through`: every reader has read them."""
-        return self.execute(
-            self._sql("DELETE FROM {changes} WHERE id <= %s", changes=self.t("source_changes")),
-            (through,),
-        ).rowcount
+    @contextmanager
+    def handling_changes(self, start: datetime, end: datetime) -> Iterator[None]:
+        """One transaction that handles the logged changes of [start, end): the ids visible when
+        it begins are deleted when it commits. Whatever the block reads of the source is read
+        after them, so each deleted change is handled; a change committed meanwhile stays in the
+        log for the next run. A sync and the sensor's runs share the log: whichever run handles
+        a change first, the other finds it gone."""
+        with self.transaction():
+            ids = [
+                row[0]
+                for row in self.execute(
+                    self._sql(
+                        "SELECT id FROM {changes} WHERE row_time >= %s AND row_time < %s",
+                        changes=self.t("source_changes"),
+                    ),
+                    (start, end),
+                )
+            ]
+            yield
+            self.execute(
+                self._sql(
+                    "DELETE FROM {changes} WHERE id = ANY(%s)", changes=self.t("source_changes")
+                ),
+                (ids,),
+            )
 
     def read_change_log(
         self, position: int, gaps: Sequence[tuple[int, int]], limit: int | None

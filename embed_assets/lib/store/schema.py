@@ -10,7 +10,7 @@ from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensure
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v9"  # change when the DDL below changes
 # v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
 _V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
@@ -248,11 +248,8 @@ CREATE TABLE IF NOT EXISTS {meta} (
     full_at timestamptz,
     baseline jsonb
 );
-CREATE TABLE IF NOT EXISTS {cursors} (
-    name text PRIMARY KEY,
-    position bigint NOT NULL
-);
-ALTER TABLE {cursors} ADD COLUMN IF NOT EXISTS state text;
+-- v9: a run's rows step takes what it handled out of the log; readers keep no positions here.
+DROP TABLE IF EXISTS {cursors};
 """
 
 # The embedding cache every collection shares, in the settings' schema.

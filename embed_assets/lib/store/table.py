@@ -14,12 +14,13 @@ a view, or a table the project may not alter, is polled instead (`changed_months
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from datetime import datetime
 
 import psycopg
 from psycopg import sql
 
-from embed_assets.lib.store.base import StoreBase, TableSpec
+from embed_assets.lib.store.base import StoreBase, TableSpec, by_month, upserted_by_month
 
 # The row time of every row of an unpartitioned collection (`partitions: none`).
 UNPARTITIONED_TIME = "2000-01-01T00:00:00+00:00"
@@ -216,27 +217,49 @@ class TableQueries(StoreBase):
                 )
             ).fetchone()[0]
             result = self.execute(self._sql(_UPSERT_ROWS, rows=self.t("rows"))).fetchall()
-            deleted = self.execute(
-                self._sql(
-                    "DELETE FROM {rows} r WHERE r.row_time >= %(start)s AND r.row_time < %(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {key} = r.key "
-                    "AND {time} >= %(start)s AND {time} < %(end)s)",
-                    rows=self.t("rows"),
-                    source=source,
-                    key=_key(spec, "s"),
-                    time=_time(spec, "s"),
-                ),
-                params,
-            ).rowcount
-        self.analyze_if_grown("rows", len(result) + deleted, ("key", "row_time", "source_hash"))
-        added = sum(1 for (new,) in result if new)
+            deleted = by_month(
+                self.execute(
+                    self._sql(
+                        "DELETE FROM {rows} r WHERE r.row_time >= %(start)s "
+                        "AND r.row_time < %(end)s "
+                        "AND NOT EXISTS (SELECT 1 FROM {source} s WHERE {key} = r.key "
+                        "AND {time} >= %(start)s AND {time} < %(end)s) "
+                        "RETURNING date_trunc('month', r.row_time, 'UTC')",
+                        rows=self.t("rows"),
+                        source=source,
+                        key=_key(spec, "s"),
+                        time=_time(spec, "s"),
+                    ),
+                    params,
+                )
+            )
+        self.analyze_if_grown(
+            "rows", len(result) + deleted.total(), ("key", "row_time", "source_hash")
+        )
+        upserted = upserted_by_month(result)
         return {
-            "changed": len(result),
-            "added": added,
-            "updated": len(result) - added,
+            "changed": upserted.added + upserted.updated,
+            "added": upserted.added,
+            "updated": upserted.updated,
             "text_changed": text_changed,
             "deleted": deleted,
         }
+
+    def table_source_months(self, spec: TableSpec, start: datetime, end: datetime) -> Counter:
+        """Source rows of [start, end) by month (UTC) of their time."""
+        return Counter(
+            dict(
+                self.execute(
+                    self._sql(
+                        "SELECT date_trunc('month', {time}, 'UTC'), count(*) FROM {source} s "
+                        "WHERE {time} >= %(start)s AND {time} < %(end)s GROUP BY 1",
+                        source=self._table_source(spec),
+                        time=_time(spec, "s"),
+                    ),
+                    {"start": start, "end": end},
+                ).fetchall()
+            )
+        )
 
     def count_table_source(
         self, spec: TableSpec, start: datetime | None = None, end: datetime | None = None
@@ -321,7 +344,7 @@ ON CONFLICT (key) DO UPDATE SET
     row_time = excluded.row_time, source_hash = excluded.source_hash,
     text_hash = excluded.text_hash, fields = excluded.fields, metadata = excluded.metadata,
     group_key = excluded.group_key, updated_at = now()
-RETURNING (xmax = 0)
+RETURNING (xmax = 0), date_trunc('month', r.row_time, 'UTC')
 """
 
 _TRIGGER_DDL = """

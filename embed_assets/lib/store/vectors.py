@@ -18,6 +18,8 @@ from embed_assets.lib.store.base import (
     _ensured,
     _ensured_lock,
     _page_params,
+    by_month,
+    upserted_by_month,
 )
 
 
@@ -299,20 +301,24 @@ class VectorQueries(StoreBase):
                     "ON CONFLICT (chunk_id) DO UPDATE SET content_hash = excluded.content_hash, "
                     "row_time = excluded.row_time, embedding = excluded.embedding, embedded_at = "
                     "now() "
-                    "RETURNING (xmax = 0)",
+                    "RETURNING (xmax = 0), date_trunc('month', row_time, 'UTC')",
                     table=table,
                 )
             ).fetchall()
-            deleted = self.execute(
-                self._sql(
-                    "DELETE FROM {table} e WHERE e.row_time >= %(start)s AND e.row_time < %(end)s "
-                    "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.chunk_id = e.chunk_id "
-                    "  AND c.row_time = e.row_time)",
-                    table=table,
-                    chunks=self.t("chunks"),
-                ),
-                {"start": start, "end": end},
-            ).rowcount
+            deleted = by_month(
+                self.execute(
+                    self._sql(
+                        "DELETE FROM {table} e WHERE e.row_time >= %(start)s "
+                        "AND e.row_time < %(end)s "
+                        "AND NOT EXISTS (SELECT 1 FROM {chunks} c WHERE c.chunk_id = e.chunk_id "
+                        "  AND c.row_time = e.row_time) "
+                        "RETURNING date_trunc('month', e.row_time, 'UTC')",
+                        table=table,
+                        chunks=self.t("chunks"),
+                    ),
+                    {"start": start, "end": end},
+                )
+            )
             self.execute(
                 self._sql(
                     "DELETE FROM {failures} f WHERE f.space = %s AND f.chunk_id IN "
@@ -321,7 +327,7 @@ class VectorQueries(StoreBase):
                 ),
                 (space.name,),
             )
-            added = sum(1 for (new,) in written if new)
+            upserted = upserted_by_month(written)
             self.execute(
                 self._sql(
                     "UPDATE {spaces} SET written_at = now() WHERE name = %s",
@@ -333,7 +339,7 @@ class VectorQueries(StoreBase):
             if rebuild:
                 # m and ef_construction by the size of the table as written, unless set.
                 m, ef_construction = hnsw.build_parameters(
-                    stored + added - deleted,
+                    stored + upserted.added.total() - deleted.total(),
                     self.settings.hnsw_m,
                     self.settings.hnsw_ef_construction,
                 )
@@ -357,8 +363,8 @@ class VectorQueries(StoreBase):
         # No ANALYZE here: a large write rebuilt the index, which refreshes the row count the
         # planner needs, and sampling a table of vectors is slow.
         return {
-            "added": added,
-            "updated": len(written) - added,
+            "added": upserted.added,  # by month
+            "updated": upserted.updated,
             "deleted": deleted,
             "index_rebuilt": rebuild,
             "index_build_seconds": index_seconds,

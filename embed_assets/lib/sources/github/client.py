@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
+from embed_assets.lib.errors import Failure
 from embed_assets.lib.http import TRANSPORT_ERRORS, retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ Body = dict | list
 Stored = tuple[str, Body, str | None]  # etag, body, the next page's URL (None: the last page)
 
 
-class GitHubError(Exception):
+class GitHubError(Failure):
     """A request failed for good; the message says why and never holds the token."""
 
 
