@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# One embedded database for both trees (a relative home would start one per worktree).
+HOME = os.environ.get("EMBED_ASSETS_HOME", str(ROOT / ".embed_assets"))
 COMMANDS = [
     ["--help"],
     ["status"],
@@ -34,7 +36,11 @@ COMMANDS = [
 
 
 def run(code: Path, schema: str, args: list[str]) -> float:
-    env = os.environ | {"EMBED_ASSETS_SCHEMA": schema, "PYTHONPATH": str(code)}
+    env = os.environ | {
+        "EMBED_ASSETS_SCHEMA": schema,
+        "PYTHONPATH": str(code),
+        "EMBED_ASSETS_HOME": HOME,
+    }
     began = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "embed_assets.cli", *args],
@@ -70,7 +76,7 @@ def drop(schema: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "embed_assets.cli", "db", "sql", f"DROP SCHEMA {schema} CASCADE"],
         cwd=ROOT,
-        env=os.environ | {"PYTHONPATH": str(ROOT)},
+        env=os.environ | {"PYTHONPATH": str(ROOT), "EMBED_ASSETS_HOME": HOME},
         capture_output=True,
     )
 

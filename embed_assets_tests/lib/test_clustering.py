@@ -18,9 +18,9 @@ from embed_assets.lib.clusters.algorithm import (
     remove,
     representatives,
     summary,
-    topic_count,
 )
 from embed_assets.lib.clusters.labels import cluster_labels, label_terms
+from embed_assets.lib.clusters.sizes import MAX_TOPICS, topic_count
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.sample import generate_repositories
 from embed_assets.lib.text import repository_text
@@ -141,7 +141,7 @@ def test_full_cluster_in_small_batches_and_from_a_sample_still_recovers_blobs(mo
 
 def test_k_grows_with_the_square_root_of_n_within_bounds():
     assert [topic_count(n) for n in (1, 3, 50, 2_767, 24_399, 100_000)] == [1, 2, 5, 37, 110, 224]
-    assert topic_count(10**8) == clustering.MAX_TOPICS
+    assert topic_count(10**8) == MAX_TOPICS
 
 
 def test_clusters_smaller_than_the_minimum_are_dissolved_into_the_nearest_large_ones():

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_mutual_info_score
 
-from embed_assets.lib.clusters.algorithm import full_cluster, topic_count
+from embed_assets.lib.clusters.algorithm import full_cluster
+from embed_assets.lib.clusters.sizes import topic_count
 from embed_assets.lib.providers import build_provider
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.sample import generate_repositories
