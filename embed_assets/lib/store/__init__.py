@@ -43,10 +43,12 @@ from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
 from embed_assets.lib.store.rows import RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
+from embed_assets.lib.store.search import MODES, SearchQueries
 from embed_assets.lib.store.table import TableQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
 __all__ = [
+    "MODES",
     "SOURCE_COLUMNS",
     "Space",
     "Store",
@@ -65,6 +67,7 @@ class Store(
     TableQueries,
     RowQueries,
     VectorQueries,
+    SearchQueries,
     CacheQueries,
     ClusterQueries,
     CheckQueries,

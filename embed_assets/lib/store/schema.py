@@ -10,7 +10,7 @@ from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensure
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v9"  # change when the DDL below changes
 # v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
 _V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
@@ -196,6 +196,11 @@ CREATE TABLE IF NOT EXISTS {chunks} (
 );
 CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
 CREATE INDEX IF NOT EXISTS chunks_key ON {chunks} (key);
+-- v9, hybrid search: the words of each chunk, kept by the server with the chunk's text (a v8
+-- store gets the column filled for its chunks by this ALTER).
+ALTER TABLE {chunks} ADD COLUMN IF NOT EXISTS words tsvector
+    GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED;
+CREATE INDEX IF NOT EXISTS chunks_words ON {chunks} USING gin (words);
 CREATE TABLE IF NOT EXISTS {spaces} (
     name text PRIMARY KEY,
     model text NOT NULL,
