@@ -16,7 +16,11 @@ Steps, each timed and printed:
      through `Store.search` on a new connection: the first pass is "cold" (PostgreSQL's buffers
      empty; the OS page cache may hold the files), the next two "warm"; p50/p95 in ms and mean
      recall@10 over repositories, at the configured ef_search and at each --ef-search;
-  6. `embed_assets.search()` end to end (provider embed + connection + SQL), warm;
+  6. hybrid against vector-only search in the same run (`Store.search`, `Store.text_search`,
+     `Store.hybrid_search`, each query in each mode in turn, three passes, the last two
+     counted): p50/p95 per mode and the ratio of the hybrid p50 to the vector p50 (issue 13:
+     at most 1.5); then `embed_assets.search()` end to end (provider embed + connection + SQL),
+     warm, in hybrid (the default) and vector mode;
   7. the `hnsw_recall` asset check's computation (`quality.search_recall`) and its seconds;
   8. the index rebuilt as `write_vectors` builds it (REINDEX, same memory and worker settings);
      with --builds M/EF ..., rebuilt with each (m, ef_construction) and measured again (then
@@ -71,6 +75,29 @@ def passes(store, space, queries, exact: list[set[str]], count: int) -> list[tup
             recalls.append(len({h[0] for h in found} & expected) / len(expected))
         results.append((latencies, float(np.mean(recalls))))
     return results
+
+
+def compare_modes(store, space, texts: list[str], queries) -> None:
+    """Each query in each mode in turn (so that load on the shared machine falls on all three
+    alike), three passes, the first one not counted."""
+    runs = {
+        "vector": lambda text, vector: store.search(space, vector, K),
+        "text": lambda text, vector: store.text_search(text, K),
+        "hybrid": lambda text, vector: store.hybrid_search(space, vector, text, K),
+    }
+    latencies: dict[str, list[float]] = {mode: [] for mode in runs}
+    for pass_ in range(3):
+        for text, vector in zip(texts, queries, strict=True):
+            for mode, run in runs.items():
+                began = time.perf_counter()
+                run(text, vector)
+                if pass_:
+                    latencies[mode].append(time.perf_counter() - began)
+    print(f"modes, {len(texts)} queries x 2 warm passes, k = {K}; {load()}")
+    for mode, samples in latencies.items():
+        print(f"  {mode:<7} p50 {ms(samples, 50):6.2f} ms  p95 {ms(samples, 95):6.2f} ms")
+    ratio = np.median(latencies["hybrid"]) / np.median(latencies["vector"])
+    print(f"  hybrid p50 / vector p50 = {ratio:.2f} (issue 13: <= 1.5)")
 
 
 def report(label: str, latencies: list[float], recall: float) -> None:
@@ -236,17 +263,20 @@ def main() -> int:
             f"vectors, {time.perf_counter() - began:.2f} s"
         )
 
-    latencies = []
-    for round_ in range(2):
-        for text in texts:
-            began = time.perf_counter()
-            search_api(text, K)
-            if round_:
-                latencies.append(time.perf_counter() - began)
-    print(
-        f"embed_assets.search() end to end, warm: p50 {ms(latencies, 50):.2f} ms, "
-        f"p95 {ms(latencies, 95):.2f} ms; {load()}"
-    )
+        compare_modes(store, space, texts, queries)
+
+    for mode in ("hybrid", "vector"):
+        latencies = []
+        for round_ in range(2):
+            for text in texts:
+                began = time.perf_counter()
+                search_api(text, K, mode=mode)
+                if round_:
+                    latencies.append(time.perf_counter() - began)
+        print(
+            f"embed_assets.search(mode={mode!r}) end to end, warm: p50 {ms(latencies, 50):.2f} "
+            f"ms, p95 {ms(latencies, 95):.2f} ms; {load()}"
+        )
 
     measure(settings, queries, exact, args.ef_search)
     print(

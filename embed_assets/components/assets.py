@@ -90,6 +90,7 @@ def collection_assets(
     class ChunksConfig(dg.Config):
         max_chars: int = settings.chunk_chars
         overlap: int = settings.chunk_overlap
+        max_chunks: int = settings.max_chunks
 
     class ClusterIndexConfig(dg.Config):
         threshold: float = settings.cluster_threshold
@@ -143,7 +144,15 @@ def collection_assets(
         start, end = window(context)
         with database.open(table) as store:
             return materialize_result(
-                pipeline.sync_chunks(store, start, end, config.max_chars, config.overlap, source)
+                pipeline.sync_chunks(
+                    store,
+                    start,
+                    end,
+                    config.max_chars,
+                    config.overlap,
+                    source,
+                    max_chunks=config.max_chunks,
+                )
             )
 
     # The pool (its limit is in dagster.yaml) bounds how many runs call the provider at once.

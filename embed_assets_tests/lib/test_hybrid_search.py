@@ -5,11 +5,11 @@ import random
 
 import pytest
 
+from embed_assets.lib import pipeline
 from embed_assets.lib import search as search_module
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.store import MODES
-from embed_assets_tests.helpers import source_row
-from embed_assets_tests.lib.test_pipeline import materialise
+from embed_assets_tests.helpers import ALL_TIME, source_row
 
 WORDS = "fine library tool code data fast small simple parser server client async".split()
 SHORT_ROWS = [
@@ -29,6 +29,15 @@ def huge_row() -> tuple:
         sentences.append(sentence + ".")
         size += len(sentence) + 2
     return source_row("big/huge", " ".join(sentences), language="Python")
+
+
+def embed(store, max_chunks: int) -> dict:
+    """Rows, chunks of 1,500 characters (the default) with 200 of overlap, offline vectors:
+    the chunks step's report."""
+    pipeline.sync_rows(store, *ALL_TIME)
+    chunked = pipeline.sync_chunks(store, *ALL_TIME, 1500, 200, max_chunks=max_chunks)
+    pipeline.sync_embeddings(store, *ALL_TIME, OfflineHashingProvider())
+    return chunked
 
 
 def long_rows() -> list[tuple]:
@@ -52,11 +61,14 @@ def searched(settings, store):
     """The short rows, the long ones and the huge one, chunked at the default 1500 characters and
     embedded."""
     store.upsert_source([*SHORT_ROWS, huge_row(), *long_rows()])
-    materialise(store, OfflineHashingProvider(), max_chars=1500, overlap=200)
+    embed(store, max_chunks=1000)  # all of the huge row's chunks (the default keeps 200)
     chunks = store.execute(
         f'SELECT count(*) FROM "{store.schema}".chunks WHERE key = %s', ("big/huge",)
     ).fetchone()[0]
     assert chunks > 600  # hundreds of chunks of one row
+    # The word statistics text search picks its words by, as autovacuum would gather them (at
+    # a moment of its choosing: here, before any search, for the same results every time).
+    store.execute(f'ANALYZE "{store.schema}".chunks')
 
     def run(query: str, k: int = 10, **options) -> list[dict]:
         return search_module.search(query, k, settings=settings, **options)
@@ -100,6 +112,17 @@ def test_text_mode_finds_exact_words_and_only_rows_holding_them(searched):
     assert searched("dirigible", mode="text") == []
     # One word of a short row among the hundreds of chunks of the huge one that hold it too.
     assert "ok/one" in keys(searched("fine", 5, mode="text"))
+
+
+def test_text_search_leaves_out_words_too_common_to_rank_and_caps_its_matches(searched, store):
+    # "fine" is in 700 of the 730 chunks: with room to rank 100 matches, only the rare word
+    # is searched for; with room for 1,000, both are.
+    assert [h[0] for h in store.text_search("fine zeppelin", 10, max_matches=100)] == ["long/r3"]
+    assert len(store.text_search("fine zeppelin", 10, max_matches=1000)) == 10
+    # Every word too common: the chunks holding all of them ("fine" and "library": many).
+    both = store.text_search("fine library", 3, max_matches=100)
+    assert [h[0] for h in both][0] == "ok/one" and len(both) == 3
+    assert store.text_search("the and of", 3) == []  # stop words only: nothing to search
 
 
 def test_vector_mode_misses_a_word_that_text_and_hybrid_find(searched):
@@ -154,7 +177,7 @@ def test_a_v8_store_upgrades_in_place_with_its_chunks_words_filled(settings, sto
     from embed_assets.lib.store import open_store
 
     store.upsert_source(SHORT_ROWS)
-    materialise(store, OfflineHashingProvider(), max_chars=1500, overlap=200)
+    embed(store, max_chunks=200)
     # Back to v8's shape: no words column, no index, the old mark.
     store.execute(f'ALTER TABLE "{store.schema}".chunks DROP COLUMN words')
     store.execute(f"COMMENT ON SCHEMA \"{store.schema}\" IS 'embed_assets schema v8'")
@@ -175,3 +198,19 @@ def test_a_v8_store_upgrades_in_place_with_its_chunks_words_filled(settings, sto
             (store.schema,),
         ).fetchone()
         assert index and "gin" in index[0]
+
+
+def test_a_rows_chunks_are_bounded_and_the_cut_is_reported(store):
+    store.upsert_source([*SHORT_ROWS, huge_row()])
+    chunked = embed(store, max_chunks=50)
+    assert (chunked["rows_truncated"], chunked["rows_truncated_examples"]) == (1, ["big/huge"])
+    counts = dict(
+        store.execute(f'SELECT key, count(*) FROM "{store.schema}".chunks GROUP BY key').fetchall()
+    )
+    assert counts == {"big/huge": 50, "ok/one": 1, "ok/two": 1, "ok/three": 1, "ok/four": 1}
+    # A larger bound is another chunking: the row is chunked again, further.
+    again = embed(store, max_chunks=60)
+    assert again["rows_truncated"] == 1 and again["rows_rechunked"] == 5
+    assert store.execute(
+        f'SELECT max(position) FROM "{store.schema}".chunks WHERE key = %s', ("big/huge",)
+    ).fetchone() == (59,)
