@@ -1,7 +1,7 @@
 """Benchmark search on generated repositories: latency, recall@10 against exact search, index build.
 
     .venv/bin/python benchmarks/search.py [--rows 100000] [--queries 200] [--home DIR]
-        [--ef-search 40 64 80 100] [--builds 16/64 24/128]
+        [--ef-search 40 64 80 100] [--builds 16/64 24/128] [--modes-only]
 
 Steps, each timed and printed:
   1. `generate_repositories(rows, seed=0)` written to a CSV file (`lib.sample.write_sample`);
@@ -17,7 +17,7 @@ Steps, each timed and printed:
      empty; the OS page cache may hold the files), the next two "warm"; p50/p95 in ms and mean
      recall@10 over repositories, at the configured ef_search and at each --ef-search;
   6. hybrid against vector-only search in the same run (`Store.search`, `Store.text_search`,
-     `Store.hybrid_search`, each query in each mode in turn, three passes, the last two
+     `Store.hybrid_search`, three rounds of a pass over the queries per mode, the last two
      counted): p50/p95 per mode and the ratio of the hybrid p50 to the vector p50 (issue 13:
      at most 1.5); then `embed_assets.search()` end to end (provider embed + connection + SQL),
      warm, in hybrid (the default) and vector mode;
@@ -78,20 +78,21 @@ def passes(store, space, queries, exact: list[set[str]], count: int) -> list[tup
 
 
 def compare_modes(store, space, texts: list[str], queries) -> None:
-    """Each query in each mode in turn (so that load on the shared machine falls on all three
-    alike), three passes, the first one not counted."""
+    """Three rounds, the first one not counted, each a pass over the queries in each mode in
+    turn: the load of the shared machine falls on the three alike, and no mode reads the pages
+    the previous one just read for the same query (hybrid's vector arm would find them cached)."""
     runs = {
         "vector": lambda text, vector: store.search(space, vector, K),
         "text": lambda text, vector: store.text_search(text, K),
         "hybrid": lambda text, vector: store.hybrid_search(space, vector, text, K),
     }
     latencies: dict[str, list[float]] = {mode: [] for mode in runs}
-    for pass_ in range(3):
-        for text, vector in zip(texts, queries, strict=True):
-            for mode, run in runs.items():
+    for round_ in range(3):
+        for mode, run in runs.items():
+            for text, vector in zip(texts, queries, strict=True):
                 began = time.perf_counter()
                 run(text, vector)
-                if pass_:
+                if round_:
                     latencies[mode].append(time.perf_counter() - began)
     print(f"modes, {len(texts)} queries x 2 warm passes, k = {K}; {load()}")
     for mode, samples in latencies.items():
@@ -169,6 +170,9 @@ def main() -> int:
         default=[],
         help="other (m/ef_construction) to build and measure, e.g. 16/128 24/128",
     )
+    parser.add_argument(
+        "--modes-only", action="store_true", help="only step 6's comparison of the modes"
+    )
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
 
@@ -179,6 +183,8 @@ def main() -> int:
     os.environ.update(env)  # for this process's own calls (embed_assets.search reads them)
     for name in [n for n in os.environ if n.startswith("EMBED_ASSETS_") and n not in env]:
         del os.environ[name]
+
+    from psycopg import sql
 
     from embed_assets import search as search_api
     from embed_assets.lib import quality
@@ -230,6 +236,10 @@ def main() -> int:
             f"space {space.name}: {store.count_vectors(space):,} vectors; "
             f"ef_search setting {settings.ef_search}"
         )
+        if args.modes_only:
+            store.execute(sql.SQL("ANALYZE {}").format(store.t("chunks")))  # as autovacuum would
+            compare_modes(store, space, texts, queries)
+            return 0
         began = time.perf_counter()
         exact = [{h[0] for h in store.search(space, q, K, exact=True)} for q in queries]
         print(f"exact search: {(time.perf_counter() - began) / len(queries) * 1000:.0f} ms a query")

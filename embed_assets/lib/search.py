@@ -47,10 +47,11 @@ def search(
     `mode`: "vector" ranks by the cosine similarity of the query's embedding (score: that
     similarity, -1..1), "text" by PostgreSQL full-text match of its words (score: ts_rank_cd
     normalised to 0..1; rows with none of the words are not returned), "hybrid" (the default)
-    fuses the two rankings by reciprocal rank (score: 1.0 for a row first in both, 0.5 for one
-    first in one alone). `min_score` drops weak hits: those scoring below it in vector and text
-    mode; in hybrid mode the rows whose cosine similarity is below it, unless they hold the
-    query's words (a rank score says nothing of how good a hit is).
+    fuses the two rankings by weighted reciprocal rank (score: 1.0 for a row first in both,
+    0.67 first by vectors alone, 0.33 first by words alone). `min_score` drops weak hits: those
+    scoring below it in vector and text mode; in hybrid mode the rows whose cosine similarity is
+    below it, unless they hold the query's words (a rank score says nothing of how good a hit
+    is).
 
     Filters: `where` (metadata column -> value, all of them), `group` (the collection's group_by
     value); for repositories also `language` (case-insensitive) and `min_stars`. Settings come

@@ -19,6 +19,11 @@ from embed_assets.lib.store.base import Space, StoreBase
 MODES = ("hybrid", "vector", "text")
 MAX_CANDIDATES = 1000  # hnsw.ef_search's ceiling: the index returns no more than this at once
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al. 2009)
+# The word ranking's weight in the fusion, the vector ranking's being 1. Measured on
+# benchmarks/quality.py's evaluation (benchmarks/search_modes.py, offline vectors, p@10): weight
+# 1.0 0.247, 0.7 0.288, 0.5 0.288, 0.3 0.288, vector alone 0.288, words alone 0.180. Below 1 the
+# words break ties and lift rows holding rare query words without outvoting the vectors.
+TEXT_WEIGHT = 0.5
 # The text arm ranks at most this many matching chunks (measured at 113K chunks: 1.7 ms a
 # search at 100, 3.9 ms at 300, 15 ms at 1,000, where vector search takes ~8 ms). Its rank is
 # ts_rank (how often the query's words occur) divided by the chunk's length (2: else a long chunk
@@ -123,18 +128,23 @@ class SearchQueries(StoreBase):
         metadata, condition = self._filter_sql(language, min_stars, where)
         params = {"query": tsquery, "cap": cap}
         params |= {"language": language, "min_stars": min_stars, "group": group}
+        filtered = _filtered(language, min_stars, where, group)
+        # Unfiltered, the best n chunks are picked before the join: n rows looked up, not all.
+        ranked_first = sql.SQL("" if filtered else "ORDER BY rank DESC, key LIMIT %(n)s")
         matching = self._sql(
-            "SELECT c.key, ts_rank(c.words, %(query)s::tsquery, 2 | 32) AS rank, c.text, "
-            "{metadata} FROM (SELECT key, text, words FROM {chunks} "
-            "  WHERE words @@ %(query)s::tsquery LIMIT %(cap)s) c {rows_join} "
-            "WHERE {condition} ORDER BY rank DESC, c.key LIMIT %(n)s",
+            "SELECT c.key, c.rank, c.text, {metadata} FROM ("
+            "  SELECT key, text, ts_rank(words, %(query)s::tsquery, 2 | 32) AS rank FROM ("
+            "    SELECT key, text, words FROM {chunks} WHERE words @@ %(query)s::tsquery "
+            "    LIMIT %(cap)s) matched {ranked_first}) c {rows_join} "
+            "WHERE {condition} ORDER BY c.rank DESC, c.key LIMIT %(n)s",
             metadata=metadata,
             chunks=self.t("chunks"),
+            ranked_first=ranked_first,
             rows_join=self._rows_join(),
             condition=condition,
         )
         best: dict[str, Hit] = {}
-        for candidates in _widening(k, _filtered(language, min_stars, where, group)):
+        for candidates in _widening(k, filtered):
             returned = self.execute(matching, params | {"n": candidates}).fetchall()
             best = _best_per_row(returned)
             if len(best) >= k or len(returned) < candidates:  # enough, or every match is here
@@ -196,10 +206,11 @@ class SearchQueries(StoreBase):
         min_similarity: float | None = None,
         **filters,
     ) -> list[Hit]:
-        """Both arms, k rows each, fused by reciprocal rank: a row's score is the sum over the
-        arms that found it of 1 / (RRF_K + its rank there), divided by the most a row can get
-        (first in both), so 1.0 is first in both arms and 0.5 first in one alone. The text of a
-        row is its best chunk by vectors when that arm found it, else by words.
+        """Both arms, k rows each, fused by weighted reciprocal rank: a row's score is the sum
+        over the arms that found it of weight / (RRF_K + its rank there), the vector arm's weight
+        1 and the words' TEXT_WEIGHT, divided by the most a row can get (first in both): 1.0 is
+        first in both arms, 0.67 first by vectors alone, 0.33 first by words alone. The text of
+        a row is its best chunk by vectors when that arm found it, else by words.
         `min_similarity` leaves out of the vector ranking the rows below that cosine similarity:
         a row far from the query's meaning then stays only if it holds the query's words."""
         by_vector = [
@@ -208,7 +219,7 @@ class SearchQueries(StoreBase):
             if min_similarity is None or hit[1] >= min_similarity
         ]
         by_words = self.text_search(query, k, **filters)
-        return fuse([by_vector, by_words], k)
+        return fuse([(by_vector, 1.0), (by_words, TEXT_WEIGHT)], k)
 
     # -- the parts both arms share --------------------------------------------------------------
     def _filter_sql(
@@ -253,16 +264,17 @@ class SearchQueries(StoreBase):
             self._ef_search = ef_search
 
 
-def fuse(rankings: Iterable[list[Hit]], k: int) -> list[Hit]:
-    """Reciprocal rank fusion of best-first row lists (see `SearchQueries.hybrid_search`)."""
+def fuse(rankings: Iterable[tuple[list[Hit], float]], k: int) -> list[Hit]:
+    """Weighted reciprocal rank fusion of best-first row lists, each with its weight (see
+    `SearchQueries.hybrid_search`)."""
     lists = list(rankings)
     scores: dict[str, float] = {}
     first_seen: dict[str, Hit] = {}
-    for ranking in lists:
+    for ranking, weight in lists:
         for rank, hit in enumerate(ranking, start=1):
-            scores[hit[0]] = scores.get(hit[0], 0.0) + 1.0 / (RRF_K + rank)
+            scores[hit[0]] = scores.get(hit[0], 0.0) + weight / (RRF_K + rank)
             first_seen.setdefault(hit[0], hit)
-    most = len(lists) / (RRF_K + 1)
+    most = sum(weight for _, weight in lists) / (RRF_K + 1)
     order = sorted(scores, key=lambda key: (-scores[key], key))[:k]
     return [(key, scores[key] / most, *first_seen[key][2:]) for key in order]
 
