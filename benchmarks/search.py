@@ -1,7 +1,7 @@
 """Benchmark search on generated repositories: latency, recall@10 against exact search, index build.
 
     .venv/bin/python benchmarks/search.py [--rows 100000] [--queries 200] [--home DIR]
-        [--ef-search 40 64 80 100] [--builds 16/64 24/128]
+        [--ef-search 40 64 80 100] [--builds 16/64 24/128] [--modes-only]
 
 Steps, each timed and printed:
   1. `generate_repositories(rows, seed=0)` written to a CSV file (`lib.sample.write_sample`);
@@ -16,7 +16,11 @@ Steps, each timed and printed:
      through `Store.search` on a new connection: the first pass is "cold" (PostgreSQL's buffers
      empty; the OS page cache may hold the files), the next two "warm"; p50/p95 in ms and mean
      recall@10 over repositories, at the configured ef_search and at each --ef-search;
-  6. `embed_assets.search()` end to end (provider embed + connection + SQL), warm;
+  6. hybrid against vector-only search in the same run (`Store.search`, `Store.text_search`,
+     `Store.hybrid_search`, three rounds of a pass over the queries per mode, the last two
+     counted): p50/p95 per mode and the ratio of the hybrid p50 to the vector p50 (issue 13:
+     at most 1.5); then `embed_assets.search()` end to end (provider embed + connection + SQL),
+     warm, in hybrid (the default) and vector mode;
   7. the `hnsw_recall` asset check's computation (`quality.search_recall`) and its seconds;
   8. the index rebuilt as `write_vectors` builds it (REINDEX, same memory and worker settings);
      with --builds M/EF ..., rebuilt with each (m, ef_construction) and measured again (then
@@ -71,6 +75,30 @@ def passes(store, space, queries, exact: list[set[str]], count: int) -> list[tup
             recalls.append(len({h[0] for h in found} & expected) / len(expected))
         results.append((latencies, float(np.mean(recalls))))
     return results
+
+
+def compare_modes(store, space, texts: list[str], queries) -> None:
+    """Three rounds, the first one not counted, each a pass over the queries in each mode in
+    turn: the load of the shared machine falls on the three alike, and no mode reads the pages
+    the previous one just read for the same query (hybrid's vector arm would find them cached)."""
+    runs = {
+        "vector": lambda text, vector: store.search(space, vector, K),
+        "text": lambda text, vector: store.text_search(text, K),
+        "hybrid": lambda text, vector: store.hybrid_search(space, vector, text, K),
+    }
+    latencies: dict[str, list[float]] = {mode: [] for mode in runs}
+    for round_ in range(3):
+        for mode, run in runs.items():
+            for text, vector in zip(texts, queries, strict=True):
+                began = time.perf_counter()
+                run(text, vector)
+                if round_:
+                    latencies[mode].append(time.perf_counter() - began)
+    print(f"modes, {len(texts)} queries x 2 warm passes, k = {K}; {load()}")
+    for mode, samples in latencies.items():
+        print(f"  {mode:<7} p50 {ms(samples, 50):6.2f} ms  p95 {ms(samples, 95):6.2f} ms")
+    ratio = np.median(latencies["hybrid"]) / np.median(latencies["vector"])
+    print(f"  hybrid p50 / vector p50 = {ratio:.2f} (issue 13: <= 1.5)")
 
 
 def report(label: str, latencies: list[float], recall: float) -> None:
@@ -142,6 +170,9 @@ def main() -> int:
         default=[],
         help="other (m/ef_construction) to build and measure, e.g. 16/128 24/128",
     )
+    parser.add_argument(
+        "--modes-only", action="store_true", help="only step 6's comparison of the modes"
+    )
     args = parser.parse_args()
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
 
@@ -152,6 +183,8 @@ def main() -> int:
     os.environ.update(env)  # for this process's own calls (embed_assets.search reads them)
     for name in [n for n in os.environ if n.startswith("EMBED_ASSETS_") and n not in env]:
         del os.environ[name]
+
+    from psycopg import sql
 
     from embed_assets import search as search_api
     from embed_assets.lib import quality
@@ -203,6 +236,10 @@ def main() -> int:
             f"space {space.name}: {store.count_vectors(space):,} vectors; "
             f"ef_search setting {settings.ef_search}"
         )
+        if args.modes_only:
+            store.execute(sql.SQL("ANALYZE {}").format(store.t("chunks")))  # as autovacuum would
+            compare_modes(store, space, texts, queries)
+            return 0
         began = time.perf_counter()
         exact = [{h[0] for h in store.search(space, q, K, exact=True)} for q in queries]
         print(f"exact search: {(time.perf_counter() - began) / len(queries) * 1000:.0f} ms a query")
@@ -236,17 +273,20 @@ def main() -> int:
             f"vectors, {time.perf_counter() - began:.2f} s"
         )
 
-    latencies = []
-    for round_ in range(2):
-        for text in texts:
-            began = time.perf_counter()
-            search_api(text, K)
-            if round_:
-                latencies.append(time.perf_counter() - began)
-    print(
-        f"embed_assets.search() end to end, warm: p50 {ms(latencies, 50):.2f} ms, "
-        f"p95 {ms(latencies, 95):.2f} ms; {load()}"
-    )
+        compare_modes(store, space, texts, queries)
+
+    for mode in ("hybrid", "vector"):
+        latencies = []
+        for round_ in range(2):
+            for text in texts:
+                began = time.perf_counter()
+                search_api(text, K, mode=mode)
+                if round_:
+                    latencies.append(time.perf_counter() - began)
+        print(
+            f"embed_assets.search(mode={mode!r}) end to end, warm: p50 {ms(latencies, 50):.2f} "
+            f"ms, p95 {ms(latencies, 95):.2f} ms; {load()}"
+        )
 
     measure(settings, queries, exact, args.ef_search)
     print(

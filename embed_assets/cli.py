@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from embed_assets.lib.errors import Failure, UsageError
+from embed_assets.lib.search_request import MAX_K, MODES, check_request
 from embed_assets.lib.settings import GITHUB_TOKEN_VARIABLE, Settings, redacted
 
 if TYPE_CHECKING:
@@ -237,12 +238,40 @@ def cmd_status(settings: Settings, args) -> int:
     return 0
 
 
+SNIPPET_CHARS = 160
+
+
 def _show_hits(hits: list[dict]) -> str:
+    """Per hit: rank, score, key and the row's metadata on one line, its best chunk's text below
+    (a repository's without the name line it starts with), cut with an ellipsis."""
     lines = []
-    for hit in hits:
-        first_line = hit["text"].split("\n", 2)[1] if "\n" in hit["text"] else ""
-        lines.append(f"{hit['score']:.3f}  {hit['key']:<45} {first_line[:70]}")
+    for rank, hit in enumerate(hits, start=1):
+        metadata = hit["metadata"]
+        if "full_name" in hit:  # a repository: its fields by name, in a fixed order
+            facts = [
+                metadata.get("language") or "no language",
+                f"{metadata.get('stars') or 0:,} stars",
+                metadata.get("url") or "",
+            ]
+        else:
+            facts = [f"{column} {value}" for column, value in metadata.items()]
+        lines.append(
+            f"{rank:>3}. {hit['score']:.3f}  {hit['key']}  " + "  ".join(f for f in facts if f)
+        )
+        text = hit["text"]
+        if text.startswith(hit["key"] + "\n"):
+            text = text[len(hit["key"]) + 1 :]
+        lines.append(f"      {_snippet(text, SNIPPET_CHARS)}")
     return "\n".join(lines) or "no results"
+
+
+def _snippet(text: str, limit: int) -> str:
+    """The text on one line, cut at a word before `limit` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit)
+    return flat[: cut if cut > limit // 2 else limit].rstrip(" ,.;:") + "…"
 
 
 def cmd_collections(settings: Settings, args) -> int:
@@ -276,11 +305,14 @@ def _where(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_search(settings: Settings, args) -> int:
+    check_request(args.query, args.k, args.mode)  # before connecting: a usage error
     from embed_assets.lib.search import search
 
     hits = search(
         args.query,
         args.k,
+        mode=args.mode,
+        min_score=args.min_score,
         collection=args.collection,
         where=_where(args.where or []),
         group=args.group,
@@ -562,9 +594,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collections.set_defaults(run=cmd_collections)
 
-    search_parser = commands.add_parser("search", help="similarity search over the embeddings")
+    search_parser = commands.add_parser(
+        "search", help="hybrid (vectors + words), vector or full-text search of a collection"
+    )
     search_parser.add_argument("query")
-    search_parser.add_argument("-k", type=int, default=10, help="how many results (default 10)")
+    search_parser.add_argument(
+        "-k", type=int, default=10, help=f"how many distinct rows, 1 to {MAX_K} (default 10)"
+    )
+    search_parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="hybrid",
+        help="hybrid (default): vector and word rankings fused; vector: cosine similarity of "
+        "the embeddings; text: PostgreSQL full-text match",
+    )
+    search_parser.add_argument(
+        "--min-score",
+        type=float,
+        help="drop weak hits: in vector mode those whose score (cosine similarity, -1..1) is "
+        "below this, in text mode those whose word-match rank (0..1) is; in hybrid mode those "
+        "whose cosine similarity is below it unless they hold the query's words",
+    )
     search_parser.add_argument(
         "--where",
         action="append",

@@ -118,6 +118,7 @@ def collection_assets(
     class ChunksConfig(dg.Config):
         max_chars: int = settings.chunk_chars
         overlap: int = settings.chunk_overlap
+        max_chunks: int = settings.max_chunks
 
     class ClusterIndexConfig(dg.Config):
         threshold: float = settings.cluster_threshold
@@ -171,7 +172,13 @@ def collection_assets(
         start, end = window(context)
         with database.open(table) as store:
             result = pipeline.sync_chunks(
-                store, start, end, config.max_chars, config.overlap, source
+                store,
+                start,
+                end,
+                config.max_chars,
+                config.overlap,
+                source,
+                max_chunks=config.max_chunks,
             )
             yield from recorded(context, result, by_month)
 

@@ -17,9 +17,11 @@ import numpy as np
 
 from embed_assets.lib.cache import EmbeddingCache
 from embed_assets.lib.providers.base import EmbeddingProvider, space_name, vector_problems
+from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import SourceKind
 from embed_assets.lib.sources.repositories import REPOSITORIES
 from embed_assets.lib.store import Space, Store
+from embed_assets.lib.text import bounded
 
 PAGE_SIZE = 10_000  # chunks read, embedded and staged at a time: bounds memory for any backfill
 
@@ -99,37 +101,48 @@ def sync_chunks(
     max_chars: int,
     overlap: int,
     source: SourceKind = REPOSITORIES,
+    max_chunks: int = Settings.max_chunks,
 ) -> StepResult:
-    """Chunk the rows of the window whose text (or chunking) changed."""
+    """Chunk the rows of the window whose text (or chunking) changed; a row's first
+    `max_chunks` chunks (`rows_truncated`: the rows that had more)."""
     began = time.perf_counter()
-    chunker = f"v1:{max_chars}:{overlap}"
+    chunker = f"v1:{max_chars}:{overlap}:{max_chunks}"
     with store.window_lock("chunks", start, end):
         rows = source.rows_to_chunk(store, start, end, chunker)
-        chunks = [
-            (
-                chunk.chunk_id,
-                chunk.key,
-                chunk.position,
-                row.row_time,
-                chunk.text,
-                chunk.content_hash,
-                row.text_hash,
-                chunker,
-            )
-            for row in rows
-            if row.text  # a row whose template gives no text has nothing to embed
-            for chunk in source.chunk(row, max_chars, overlap)
-        ]
+        chunks, truncated = [], []
+        for row in rows:
+            if not row.text:  # a row whose template gives no text has nothing to embed
+                continue
+            kept, cut = bounded(source.chunk(row, max_chars, overlap), max_chunks)
+            if cut:
+                truncated.append(row)
+            chunks += [
+                (
+                    chunk.chunk_id,
+                    chunk.key,
+                    chunk.position,
+                    row.row_time,
+                    chunk.text,
+                    chunk.content_hash,
+                    row.text_hash,
+                    chunker,
+                )
+                for chunk in kept
+            ]
         written = store.write_chunks(start, end, [row.key for row in rows], chunks)
     row_count = store.count_by_month("chunks", start, end)
     return StepResult.of(
-        {"seconds": time.perf_counter() - began},
+        {
+            "rows_truncated_examples": [row.key for row in truncated[:5]],
+            "seconds": time.perf_counter() - began,
+        },
         rows_in=store.count_by_month(store.rows_table, start, end),
         rows_rechunked=Counter(month_of(row.row_time) for row in rows),
         added=written["added"],
         updated=written["updated"],
         unchanged=row_count - written["added"] - written["updated"],
         deleted=written["deleted"],
+        rows_truncated=Counter(month_of(row.row_time) for row in truncated),
         row_count=row_count,
     )
 

@@ -16,6 +16,7 @@ import psycopg
 from embed_assets.lib.collections import Collection, choose_collection
 from embed_assets.lib.database import database_url
 from embed_assets.lib.providers import EmbeddingProvider, build_provider, close_provider, space_name
+from embed_assets.lib.search_request import check_request
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
@@ -28,6 +29,8 @@ def search(
     query: str,
     k: int = 10,
     *,
+    mode: str = "hybrid",
+    min_score: float | None = None,
     collection: str | None = None,
     where: Mapping[str, str] | None = None,
     group: str | None = None,
@@ -36,25 +39,35 @@ def search(
     settings: Settings | None = None,
     project: Path | None = None,
 ) -> list[dict]:
-    """The k rows of `collection` (the project's only one when None) most similar to `query`,
-    best first, as `{"key", "score", "text", "metadata"}` with score = cosine similarity of the
-    best chunk; a repositories collection's also carry `full_name`.
+    """The k (at most MAX_K) distinct rows of `collection` (the project's only one when None)
+    that best answer `query`, best first, as `{"key", "score", "text", "metadata"}`, `text` being
+    the row's best chunk; a repositories collection's also carry `full_name`, and their metadata
+    language, stars and url.
+
+    `mode`: "vector" ranks by the cosine similarity of the query's embedding (score: that
+    similarity, -1..1), "text" by PostgreSQL full-text match of its words (score: ts_rank_cd
+    normalised to 0..1; rows with none of the words are not returned), "hybrid" (the default)
+    fuses the two rankings by weighted reciprocal rank (score: 1.0 for a row first in both,
+    0.67 first by vectors alone, 0.33 first by words alone). `min_score` drops weak hits: those
+    scoring below it in vector and text mode; in hybrid mode the rows whose cosine similarity is
+    below it, unless they hold the query's words (a rank score says nothing of how good a hit
+    is).
 
     Filters: `where` (metadata column -> value, all of them), `group` (the collection's group_by
     value); for repositories also `language` (case-insensitive) and `min_stars`. Settings come
     from the environment unless given; the project (its declared collections) from the current
     folder unless given."""
-    if k <= 0:
-        raise ValueError(f"k must be a positive number of results, got {k}")
+    check_request(query, k, mode)
     settings = settings or Settings.from_env()
     chosen = choose_collection(collection, project)
     filters = {"where": dict(where or {}), "group": group, "language": language}
     filters["min_stars"] = min_stars
     try:
-        return _search(settings, chosen, query, k, filters)
+        hits = _search(settings, chosen, query, k, mode, min_score, filters)
     except psycopg.OperationalError:  # the kept connection died (a server restart): once more
         forget(settings)
-        return _search(settings, chosen, query, k, filters)
+        hits = _search(settings, chosen, query, k, mode, min_score, filters)
+    return hits
 
 
 def forget(settings: Settings | None = None) -> None:
@@ -71,22 +84,35 @@ def _close(store: Store, providers: dict[str, EmbeddingProvider]) -> None:
 
 
 def _search(
-    settings: Settings, collection: Collection, query: str, k: int, filters: dict
+    settings: Settings,
+    collection: Collection,
+    query: str,
+    k: int,
+    mode: str,
+    min_score: float | None,
+    filters: dict,
 ) -> list[dict]:
     store, providers = _session(settings, collection)
     _check_filters(collection, store, filters)
     space = store.active_space()
     if space is None:
         raise StoreError("nothing is embedded yet: run `embed-assets sync` first")
-    if space.name not in providers:
-        providers[space.name] = _provider_for(settings, space)
-    vector = providers[space.name].embed([query])[0]
-    hits = store.search(space, vector, k, **filters)
+    if mode == "text":
+        hits = store.text_search(query, k, **filters)
+    else:
+        if space.name not in providers:
+            providers[space.name] = _provider_for(settings, space)
+        vector = providers[space.name].embed([query])[0]
+        if mode == "vector":
+            hits = store.search(space, vector, k, **filters)
+        else:
+            hits = store.hybrid_search(space, vector, query, k, min_similarity=min_score, **filters)
     repositories = store.table_spec is None
     return [
         {"key": key, "score": round(score, 4), "text": text, "metadata": metadata or {}}
         | ({"full_name": key} if repositories else {})
         for key, score, text, metadata in hits
+        if mode == "hybrid" or min_score is None or round(score, 4) >= min_score  # as shown
     ]
 
 

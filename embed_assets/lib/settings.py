@@ -81,6 +81,7 @@ class Settings:
     partition_start: str = "2008-01-01"
     chunk_chars: int = 1500
     chunk_overlap: int = 200
+    max_chunks: int = 200  # a row's chunks at most (~300 KB of text at 1500): the rest is cut
     # HNSW: 0 = chosen by the table's size when the index is built (embed_assets.lib.hnsw).
     hnsw_m: int = 0
     hnsw_ef_construction: int = 0
@@ -138,7 +139,13 @@ class Settings:
                     f"{_env_name(name)} must be a lower-case SQL identifier "
                     f"(letters, digits, underscore), got {value!r}"
                 )
-        for name in ("chunk_chars", "max_batch_tokens", "max_attempts", "breaker_threshold"):
+        for name in (
+            "chunk_chars",
+            "max_chunks",
+            "max_batch_tokens",
+            "max_attempts",
+            "breaker_threshold",
+        ):
             if getattr(self, name) <= 0:
                 raise SettingError(f"{_env_name(name)} must be a positive integer")
         for name in (

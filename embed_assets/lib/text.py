@@ -140,3 +140,9 @@ def chunk_repository(full_name: str, text: str, max_chars: int, overlap: int) ->
     return [
         Chunk(chunk_id(full_name, i), full_name, i, t, sha256_hex(t)) for i, t in enumerate(texts)
     ]
+
+
+def bounded(chunks: list[Chunk], max_chunks: int) -> tuple[list[Chunk], bool]:
+    """A row's first `max_chunks` chunks, and whether that cut any: one row of a huge text must
+    not crowd a collection's searches or its embedding budget."""
+    return chunks[:max_chunks], len(chunks) > max_chunks

@@ -97,6 +97,11 @@ def test_plain_sql_writes_reach_the_store_and_search_filters_by_metadata(setting
         assert {h["metadata"]["priority"] for h in hits} == {"high"}
         assert {h["metadata"]["customer"] for h in search("invoice", group="acme")} == {"acme"}
         assert "9" not in {h["key"] for h in search("dashboard slow", where={"customer": "acme"})}
+        # The word ranking takes the same filters (its own SQL).
+        words = search("refund duplicate charge", where={"priority": "high"}, mode="text")
+        assert words[0]["key"] == "1000" and {h["metadata"]["priority"] for h in words} == {"high"}
+        grouped = search("invoice", group="acme", mode="text")
+        assert len(grouped) == 5 and {h["metadata"]["customer"] for h in grouped} == {"acme"}
 
 
 def test_a_view_is_polled_and_with_no_time_column_has_no_partitions(settings, store):

@@ -27,6 +27,7 @@ from pgvector.psycopg import register_vector
 
 from embed_assets.lib.database import server_of
 from embed_assets.lib.errors import Failure
+from embed_assets.lib.search_request import MODES
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store.base import (
     Space,
@@ -45,10 +46,12 @@ from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
 from embed_assets.lib.store.rows import RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
+from embed_assets.lib.store.search import SearchQueries
 from embed_assets.lib.store.table import TableQueries
 from embed_assets.lib.store.vectors import VectorQueries
 
 __all__ = [
+    "MODES",
     "SOURCE_COLUMNS",
     "DatabaseUnreachable",
     "Space",
@@ -72,6 +75,7 @@ class Store(
     TableQueries,
     RowQueries,
     VectorQueries,
+    SearchQueries,
     CacheQueries,
     ClusterQueries,
     CheckQueries,

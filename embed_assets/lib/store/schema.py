@@ -196,6 +196,11 @@ CREATE TABLE IF NOT EXISTS {chunks} (
 );
 CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
 CREATE INDEX IF NOT EXISTS chunks_key ON {chunks} (key);
+-- v9, hybrid search: the words of each chunk, kept by the server with the chunk's text (a v8
+-- store gets the column filled for its chunks by this ALTER).
+ALTER TABLE {chunks} ADD COLUMN IF NOT EXISTS words tsvector
+    GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED;
+CREATE INDEX IF NOT EXISTS chunks_words ON {chunks} USING gin (words);
 CREATE TABLE IF NOT EXISTS {spaces} (
     name text PRIMARY KEY,
     model text NOT NULL,

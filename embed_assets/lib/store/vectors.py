@@ -1,9 +1,10 @@
-"""Embedding spaces: one pgvector table each, staged writes, the HNSW index, search and status."""
+"""Embedding spaces: one pgvector table each, staged writes, the HNSW index and status (search:
+`search.py`)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -386,98 +387,6 @@ class VectorQueries(StoreBase):
         )
 
     # -- reading -----------------------------------------------------------------------------
-    def search(
-        self,
-        space: Space,
-        vector: np.ndarray,
-        k: int,
-        *,
-        language: str | None = None,
-        min_stars: int | None = None,
-        where: Mapping[str, str] | None = None,
-        group: str | None = None,
-        exact: bool = False,
-    ) -> list[tuple[str, float, str, dict | None]]:
-        """Nearest chunks by cosine distance, best chunk per row, best first, as (key, score,
-        text, metadata). Filters: `language` and `min_stars` of a repositories collection;
-        `where` (metadata column = value, all of them) and `group` of a table collection.
-
-        Through the HNSW index, fetching a few times k candidates and filtering them; when the
-        filters leave fewer than k repositories (pgvector 0.6 has no iterative index scans), the
-        same query runs exactly over the filtered rows. `exact` skips the index altogether (the
-        recall check compares the two)."""
-        filtered = bool(where) or any(f is not None for f in (language, min_stars, group))
-        candidates = 4 * k if not filtered else max(16 * k, 200)
-        params = {
-            "q": vector,
-            "n": candidates,
-            "language": language,
-            "min_stars": min_stars,
-            "group": group,
-        }
-        if self.table_spec is None:
-            metadata = sql.SQL("jsonb_build_object('language', r.language, 'stars', r.stars)")
-            condition = sql.SQL(
-                "(%(language)s::text IS NULL OR lower(r.language) = lower(%(language)s::text)) "
-                "AND (%(min_stars)s::bigint IS NULL OR r.stars >= %(min_stars)s::bigint)"
-            )
-        else:
-            metadata = sql.SQL("r.metadata")
-            condition = sql.SQL("(%(group)s::text IS NULL OR r.group_key = %(group)s::text)")
-        # Compared as text: a value from the command line is a string whatever the column's type.
-        for column, value in (where or {}).items():
-            condition = sql.SQL("{} AND ({} ->> {}) = {}").format(
-                condition, metadata, sql.Literal(column), sql.Literal(value)
-            )
-        joined = self._sql(
-            "JOIN {chunks} c USING (chunk_id) JOIN {rows} r ON {key} = c.key",
-            chunks=self.t("chunks"),
-            rows=self.rows,
-            key=sql.Identifier("r", self.rows_key),
-        )
-
-        def nearest(distance: str) -> sql.Composed:
-            """The n nearest chunks by `distance` from the vectors alone, then filtered."""
-            return self._sql(
-                "SELECT c.key, 1 - e.distance, c.text, {metadata} FROM ("
-                "  SELECT chunk_id, {distance} AS distance FROM {table} "
-                "  ORDER BY {distance} LIMIT %(n)s) e "
-                "{joined} WHERE {condition} ORDER BY e.distance",
-                distance=sql.SQL(distance),
-                table=self.t(space.table),
-                metadata=metadata,
-                joined=joined,
-                condition=condition,
-            )
-
-        # The query vector goes in binary (`%b`): parsing 384 floats from text cost 0.4 ms of a
-        # 4 ms search.
-        approximate = nearest("embedding <=> %(q)b")
-        # The same distance as a function call, which no index can order by: a scan of the
-        # vectors alone (84 ms at 113K 384-d vectors), where the join below first reads every
-        # chunk and repository (~1 s).
-        scanned = nearest("cosine_distance(embedding, %(q)b)")
-        exhaustive = self._sql(
-            "SELECT c.key, 1 - (e.embedding <=> %(q)b), c.text, {metadata} FROM {table} e "
-            "{joined} WHERE {condition} ORDER BY e.embedding <=> %(q)b LIMIT %(n)s",
-            table=self.t(space.table),
-            metadata=metadata,
-            joined=joined,
-            condition=condition,
-        )
-        # Set for the connection, once per value: a transaction around each query to scope it
-        # would cost three more round trips per search.
-        ef_search = min(max(self.settings.ef_search, candidates), 1000)
-        if self._ef_search != ef_search:
-            self.execute(sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(ef_search)))
-            self._ef_search = ef_search
-        best = _best_per_repository(self.execute(scanned if exact else approximate, params))
-        if filtered and len(best) < k:
-            with self.transaction():
-                self.execute("SET LOCAL enable_indexscan = off")
-                best = _best_per_repository(self.execute(exhaustive, params))
-        return list(best.values())[:k]
-
     def status(self, space: Space | None) -> dict[str, int]:
         """Counts of the collection; `rows` are its normalised rows (a repositories collection
         also calls them `repositories`, as before collections)."""
@@ -562,10 +471,3 @@ class VectorQueries(StoreBase):
         return self.execute(
             self._sql("SELECT count(*) FROM {table}", table=self.t(space.table))
         ).fetchone()[0]
-
-
-def _best_per_repository(rows: Iterable) -> dict[str, tuple[str, float, str, dict | None]]:
-    best: dict[str, tuple[str, float, str, dict | None]] = {}
-    for key, score, text, metadata in rows:
-        best.setdefault(key, (key, float(score), text, metadata))
-    return best
