@@ -53,7 +53,7 @@ class ResetQueries(StoreBase):
         ).fetchall()
         tables = [Space(name, "", 0).table for (name,) in names]
         present = self.execute(
-            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(format('%%I.%%I', %s, t)) "
+            "SELECT t FROM unnest(%s::text[]) t WHERE to_regclass(format('%%I.%%I', %s::text, t)) "
             "IS NOT NULL",
             (tables, self.schema),
         ).fetchall()
