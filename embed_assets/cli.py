@@ -271,11 +271,10 @@ def cmd_search(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
-    from embed_assets.lib.demo import demo_settings, repositories_collection
+    from embed_assets.lib.demo import demo_store
     from embed_assets.lib.sample import generate_repositories
 
-    declared = declared_collections()
-    collection, settings = repositories_collection(declared), demo_settings(settings, declared)
+    collection, settings = demo_store(settings, declared_collections())
     _progress(
         f"database: {redact(database_url(settings))}; the demo's own store: schema "
         f"{settings.schema}"
@@ -312,12 +311,11 @@ def cmd_demo(settings: Settings, args) -> int:
 def cmd_reset(settings: Settings, args) -> int:
     """Empty one collection's store, after a confirmation (or `--yes`)."""
     if args.demo:
-        from embed_assets.lib.demo import demo_settings, repositories_collection
+        from embed_assets.lib.demo import demo_store
 
-        declared = declared_collections()
         if args.collection:
             return _load_error("--demo empties the demo's store; --collection names another")
-        collection, settings = repositories_collection(declared), demo_settings(settings, declared)
+        collection, settings = demo_store(settings, declared_collections())
     else:
         collection = _collection(args)
     spec = collection.source_kind(settings).table_spec

@@ -38,3 +38,8 @@ def repositories_collection(declared: Sequence[Collection]) -> Collection:
         if collection.source.get("kind") == "repositories":
             return collection
     raise CollectionError("the demo fills a repositories collection, and the project has none")
+
+
+def demo_store(settings: Settings, declared: Sequence[Collection]) -> tuple[Collection, Settings]:
+    """The collection the demo fills and the settings of its store."""
+    return repositories_collection(declared), demo_settings(settings, declared)
