@@ -218,3 +218,21 @@ def test_a_github_load_writes_what_github_gives_and_keeps_a_readme(
         "readme": "# A readme",
         "created_at": datetime(2020, 1, 1, tzinfo=UTC),
     }
+
+
+def test_a_file_of_names_alone_inserts_the_new_ones_and_prunes_the_others(
+    settings, store, tmp_path, capsys
+):
+    load(capsys, tmp_path, FULL)
+    before = stored(store, "django/django")
+    report = load(capsys, tmp_path, "full_name\ndjango/django\nnew/x\n", "--prune")
+    assert report == {
+        "inserted": 1,
+        "updated": 0,
+        "unchanged": 1,
+        "deleted": 2,
+        "rejected": 0,
+        "changed": changes(),
+    }
+    assert stored(store, "django/django") == before
+    assert stored(store, "new/x")["description"] is None and store.count_source() == 2
