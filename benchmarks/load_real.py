@@ -9,7 +9,8 @@ the CLI's `main` in a process of their own (reading and validating the file incl
 start-up and imports excluded), after a CHECKPOINT. `--against DIR`: a checkout of another commit
 (e.g. `git archive <commit> | tar -x -C DIR`), run in alternation with this tree on the same
 embedded server, each going first every other round; prints the medians side by side with their
-ratio (this tree / the other). Uses its own EMBED_ASSETS_HOME, so it never touches yours.
+ratio (this tree / the other) and the median of the rounds' own ratios. Uses its own
+EMBED_ASSETS_HOME, so it never touches yours.
 """
 
 import argparse
@@ -75,16 +76,19 @@ def main() -> None:
     env["EMBED_ASSETS_HOME"] = home
     results: dict[str, list[dict]] = {name: [] for name in trees}
     try:
-        for number in range(args.repeat):
+        # Round 0 warms the server and the file's pages up, and is not counted.
+        for number in range(args.repeat + 1):
             # Alternating which tree goes first, so that neither always follows the other.
             order = list(trees.items())[:: -1 if number % 2 else 1]
             for name, root in order:
                 command = [sys.executable, __file__, "--csv", str(args.csv)]
                 command += ["--round", str(root), f"bench_load_{number}"]
                 done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+                if number == 0:
+                    continue
                 results[name].append(json.loads(done.stdout))
                 figures = ", ".join(f"{p} {results[name][-1][p]:.2f} s" for p in PHASES)
-                print(f"round {number + 1} {name}: {figures}", flush=True)
+                print(f"round {number} {name}: {figures}", flush=True)
     finally:
         subprocess.run(
             [sys.executable, "-m", "embed_assets.cli", "db", "stop"], env=env, cwd=ROOT, check=False
@@ -95,11 +99,17 @@ def main() -> None:
     print(
         f"{'phase':<12}"
         + "".join(f"{name:>12}" for name in trees)
-        + ("   ratio" * (len(trees) > 1))
+        + ("   ratio  paired" * (len(trees) > 1))
     )
     for phase in PHASES:
         medians = [statistics.median(r[phase] for r in results[name]) for name in trees]
-        ratio = f"   {medians[0] / medians[1]:.2f}" if len(medians) > 1 else ""
+        ratio = ""
+        if len(medians) > 1:
+            # Also the median of the rounds' own ratios: the two runs of a round saw the same load.
+            paired = statistics.median(
+                a[phase] / b[phase] for a, b in zip(*results.values(), strict=True)
+            )
+            ratio = f"   {medians[0] / medians[1]:5.2f}  {paired:6.2f}"
         print(f"{phase:<12}" + "".join(f"{m:>12.2f}" for m in medians) + ratio)
 
 

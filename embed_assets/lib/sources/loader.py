@@ -5,7 +5,8 @@ A whole-file problem (unknown format, missing file, missing column) raises Loade
 becomes a Rejected carrying its row number and a reason naming the column, and the other rows still
 load.
 No database access here: `upsert_rows` hands the SourceRows to a store, the one write path of
-every source (a file, GitHub).
+every source (a file, GitHub), saying which columns the load gives and whether it replaces them;
+`upsert_file` applies a file's rules (merge, `--replace`, `--prune`).
 """
 
 from __future__ import annotations

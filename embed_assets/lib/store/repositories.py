@@ -69,13 +69,11 @@ class RepositoryQueries(StoreBase):
             raise ValueError(f"not source columns: {', '.join(sorted(unknown))}")
         written = [c for c in SOURCE_COLUMNS[1:] if c in given]
         with self.transaction():
-            # Without the source's NOT NULL constraints: a column the load lacks is staged NULL.
             self.execute(
                 self._sql(
-                    "CREATE TEMP TABLE _stage_source ON COMMIT DROP AS "
-                    "SELECT {cols} FROM {source} WITH NO DATA",
+                    "CREATE TEMP TABLE _stage_source (LIKE {source} INCLUDING DEFAULTS) ON COMMIT "
+                    "DROP",
                     source=self.source,
-                    cols=_columns(SOURCE_COLUMNS),
                 )
             )
             with self.conn.cursor().copy(
@@ -118,34 +116,31 @@ class RepositoryQueries(StoreBase):
         self, written: list[str], given: Collection[str], replace: bool
     ) -> sql.Composed:
         """The upsert of the staged rows, and per written column how many stored rows it
-        changed (read from the statement's snapshot, where the stored rows are as before)."""
+        changed: the rows it updated, their new values against the old ones, which the
+        statement's snapshot still holds."""
         new_values = [_written(c, "s", "excluded", given, replace) for c in written]
         return self._sql(
-            "WITH diff AS (SELECT {differs} FROM _stage_source n "
-            "  JOIN {source} s ON s.full_name = n.full_name), "
-            "upserted AS (INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
+            "WITH upserted AS (INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
             "  ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
-            "  WHERE {old} IS DISTINCT FROM ROW({new}) RETURNING (xmax = 0) AS inserted) "
+            "  WHERE {old} IS DISTINCT FROM ROW({new}) "
+            "  RETURNING s.full_name, (xmax = 0) AS inserted, {returned}) "
             "SELECT (SELECT count(*) FILTER (WHERE inserted) FROM upserted), "
-            "  (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), {counts} FROM diff",
+            "  (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), {counts} "
+            "FROM upserted u JOIN {source} o ON o.full_name = u.full_name WHERE NOT u.inserted",
             source=self.source,
             cols=_columns(SOURCE_COLUMNS),
-            differs=sql.SQL(", ").join(
-                sql.SQL("{} IS DISTINCT FROM {} AS {}").format(
-                    sql.Identifier("s", c),
-                    _written(c, "s", "n", given, replace),
-                    sql.Identifier(c),
-                )
-                for c in written
-            ),
             assignments=sql.SQL(", ").join(
                 sql.SQL("{} = {}").format(sql.Identifier(c), value)
                 for c, value in zip(written, new_values, strict=True)
             ),
             old=_row_of("s", written),
             new=sql.SQL(", ").join(new_values),
+            returned=sql.SQL(", ").join(sql.Identifier("s", c) for c in written),
             counts=sql.SQL(", ").join(
-                sql.SQL("count(*) FILTER (WHERE {})").format(sql.Identifier(c)) for c in written
+                sql.SQL("count(*) FILTER (WHERE {} IS DISTINCT FROM {})").format(
+                    sql.Identifier("o", c), sql.Identifier("u", c)
+                )
+                for c in written
             ),
         )
 
