@@ -528,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--time-column",
-        help="column giving each row's time (default: created_at when present, else the load time)",
+        help="column giving each row's time (default: created_at when present; else stored rows "
+        "keep theirs and new ones get the load time)",
     )
     load.add_argument(
         "--replace",
