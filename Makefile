@@ -29,6 +29,7 @@ reinstall:
 	rm -rf $(VENV) $(TOOLS)
 	$(MAKE) install
 
+# The demo's own store (schema embed_assets_demo), never the one of your data; see the README.
 demo: $(STAMP)
 	$(BIN)/embed-assets demo
 

@@ -123,9 +123,15 @@ def _load_github(settings: Settings, args, began: float) -> int:
     _progress(f"{loaded.describe()} in {time.perf_counter() - began:.1f} s")
     _report_rejects(loaded.rejected)
     summary = loaded.summary()
-    human = ", ".join(f"{k} {v:,}" for k, v in summary.items() if not isinstance(v, list))
-    _emit(summary, args.json, f"loaded: {human} ({time.perf_counter() - began:.1f} s)")
+    _emit(summary, args.json, f"{_load_report(summary)} ({time.perf_counter() - began:.1f} s)")
     return 0
+
+
+def _load_report(counts: dict) -> str:
+    """`loaded: inserted 1, updated 1, ...; changed: description 1, stars 0, ...`."""
+    figures = ", ".join(f"{k} {v:,}" for k, v in counts.items() if not isinstance(v, (list, dict)))
+    changed = ", ".join(f"{k} {v:,}" for k, v in counts["changed"].items())
+    return f"loaded: {figures}; changed: {changed}"
 
 
 def _collection(args) -> Collection:
@@ -152,10 +158,16 @@ def cmd_load(settings: Settings, args) -> int:
             "source table"
         )
     if args.github is not None or args.github_starred is not None:
+        if args.replace or args.prune:
+            return _load_error(
+                "--replace and --prune apply to a file load; a GitHub load writes whole rows"
+            )
         return _load_github(settings, args, began)
     if args.since or args.until:
         return _load_error("--since and --until apply to --github and --github-starred")
-    from embed_assets.lib.sources.loader import read_source_file
+    from embed_assets.lib.database import database_url
+    from embed_assets.lib.sources.loader import read_source_file, upsert_file
+    from embed_assets.lib.store import open_store
 
     earliest, latest = _time_bounds(settings)
     parsed = read_source_file(
@@ -166,15 +178,10 @@ def cmd_load(settings: Settings, args) -> int:
         f"in {time.perf_counter() - began:.1f} s; writing {len(parsed.rows):,}"
     )
     _report_rejects(parsed.rejected)
-    counts = load_rows(settings, parsed.rows)
-    counts["rejected"] = len(parsed.rejected)
-    _emit(
-        counts,
-        args.json,
-        "loaded: "
-        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        + f" ({time.perf_counter() - began:.1f} s)",
-    )
+    with open_store(database_url(settings), settings) as store:
+        counts = upsert_file(store, parsed, replace=args.replace, prune=args.prune)
+    counts = {**counts, "rejected": len(parsed.rejected)}
+    _emit(counts, args.json, f"{_load_report(counts)} ({time.perf_counter() - began:.1f} s)")
     return 0
 
 
@@ -325,12 +332,22 @@ def cmd_search(settings: Settings, args) -> int:
 
 
 def cmd_demo(settings: Settings, args) -> int:
+    from embed_assets.lib.collections import declared_collections
     from embed_assets.lib.database import database_url
+    from embed_assets.lib.demo import demo_store
     from embed_assets.lib.sample import generate_repositories
     from embed_assets.lib.search import search
     from embed_assets.lib.sources.loader import SourceRow, parse_record
 
-    _progress(f"database: {redacted(database_url(settings))}")
+    collection, settings = demo_store(settings, declared_collections())
+    _progress(
+        f"database: {redacted(database_url(settings))}; the demo's own store: schema "
+        f"{settings.schema}"
+    )
+    if args.reset:
+        with _open(settings, collection) as store:
+            emptied = store.reset()
+        _progress("emptied the demo store: " + ", ".join(f"{k} {v:,}" for k, v in emptied.items()))
     _progress(f"generating {args.rows:,} sample repositories (seed 0)")
     earliest, latest = _time_bounds(settings)
     rows = []
@@ -339,16 +356,59 @@ def cmd_demo(settings: Settings, args) -> int:
         if isinstance(parsed, SourceRow):
             rows.append(parsed)
     loaded = load_rows(settings, rows)
-    _progress("loaded: " + ", ".join(f"{k} {v:,}" for k, v in loaded.items()))
+    _progress(_load_report(loaded))
     _progress("syncing (one Dagster run over the changed partitions)...")
-    collection = _collection(args)
     report = _sync(settings, collection)
     _progress("synced: " + ", ".join(f"{k} {v}" for k, v in report.items()))
     print("\nstatus")
     print("\n".join(f"  {k:>13}  {v:,}" for k, v in _status(settings, collection).items()))
     for query in args.query or ["vector database for similarity search", "3d game engine"]:
         print(f"\nsearch: {query!r}")
-        print(_show_hits(search(query, 5, settings=settings)))
+        print(_show_hits(search(query, 5, collection=collection.name, settings=settings)))
+    print(
+        f"\nThe demo's rows are in schema {settings.schema}, apart from your data: "
+        f"EMBED_ASSETS_SCHEMA={settings.schema} embed-assets search '...' reads them, "
+        "`embed-assets reset --demo --yes` empties them."
+    )
+    return 0
+
+
+def cmd_reset(settings: Settings, args) -> int:
+    """Empty one collection's store, after a confirmation (or `--yes`)."""
+    if args.demo:
+        from embed_assets.lib.collections import declared_collections
+        from embed_assets.lib.demo import demo_store
+
+        if args.collection:
+            return _load_error("--demo empties the demo's store; --collection names another")
+        collection, settings = demo_store(settings, declared_collections())
+    else:
+        collection = _collection(args)
+    spec = collection.source_kind(settings).table_spec
+    kept = "the embedding cache is kept"
+    if spec is not None:
+        kept += f"; the table {spec.schema}.{spec.table} is left as it is, and the next sync "
+        kept += "reads it again"
+    with _open(settings, collection) as store:
+        held = store.reset_counts()
+        what = f"the store of collection {collection.name!r} (schema {store.schema}): " + ", ".join(
+            f"{k.replace('_', ' ')} {v:,}" for k, v in held.items()
+        )
+        if not args.yes:
+            if not sys.stdin.isatty():
+                return _load_error(f"reset would empty {what}; give --yes to confirm")
+            answer = input(f"Empty {what} ({kept})? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("nothing deleted", file=sys.stderr)
+                return 1
+        emptied = store.reset()
+    _emit(
+        {"collection": collection.name, "schema": store.schema, "deleted": emptied, "kept": kept},
+        args.json,
+        f"emptied {collection.name}: "
+        + ", ".join(f"{k} {v:,}" for k, v in emptied.items())
+        + f" deleted ({kept})",
+    )
     return 0
 
 
@@ -559,7 +619,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--time-column",
-        help="column giving each row's time (default: created_at when present, else the load time)",
+        help="column giving each row's time (default: created_at when present; else stored rows "
+        "keep theirs and new ones get the load time)",
+    )
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="the file is the whole truth for the rows it names: its empty values and missing "
+        "columns clear theirs (default: they keep what is stored)",
+    )
+    load.add_argument(
+        "--prune",
+        action="store_true",
+        help="delete the rows of the source table that the file does not name",
     )
     load.add_argument(
         "--since",
@@ -633,7 +705,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--rows", type=int, default=2000)
     demo.add_argument("--query", action="append", help="search to show (repeatable)")
+    demo.add_argument(
+        "--reset", action="store_true", help="empty the demo's store first (nothing else)"
+    )
     demo.set_defaults(run=cmd_demo)
+
+    reset = commands.add_parser(
+        "reset",
+        help="empty one collection's store: its source rows (a repositories collection's), "
+        "chunks, vectors, clusters and change log; never the embedding cache or your own table",
+    )
+    reset.add_argument("--yes", action="store_true", help="do not ask first")
+    reset.add_argument(
+        "--demo", action="store_true", help="the demo's store (see `embed-assets demo`)"
+    )
+    reset.set_defaults(run=cmd_reset)
 
     clusters = commands.add_parser(
         "clusters",
@@ -692,7 +778,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sql.add_argument("statements", help="one or more statements, `;` between them")
     db_sql.set_defaults(run=cmd_db_sql)
 
-    for sub in (load, sync, status, search_parser, clusters):
+    for sub in (load, sync, status, search_parser, clusters, reset):
         sub.add_argument(
             "--collection",
             help="the collection (a defs.yaml of the project); the default when there is one",
@@ -704,6 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
         collections,
         search_parser,
         demo,
+        reset,
         cache_stats,
         cache_clear,
         clusters,

@@ -3,6 +3,7 @@
 import json
 
 from embed_assets.cli import main
+from embed_assets.lib.store import SOURCE_COLUMNS
 
 
 def run_json(capsys, *argv):
@@ -25,14 +26,17 @@ def test_load_reports_counts_and_rejects_with_row_numbers(settings, tmp_path, ca
     path.write_text(CSV)
     assert main(["load", str(path), "--time-column", "snapshot_date", "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out) == {"inserted": 3, "updated": 0, "unchanged": 0, "rejected": 3}
+    loaded = json.loads(captured.out)
+    assert loaded.pop("changed") == dict.fromkeys(SOURCE_COLUMNS[1:], 0)
+    assert loaded == {"inserted": 3, "updated": 0, "unchanged": 0, "deleted": 0, "rejected": 3}
     assert (
         "rejected row 4: full_name: not an 'owner/name' repository name: 'bad name'" in captured.err
     )
     assert "rejected row 5 (ok/stars): stars: not an integer: 'lots'" in captured.err
     assert "rejected row 6 (ok/date): snapshot_date: not a date: 'yesterday-ish'" in captured.err
     again = run_json(capsys, "load", str(path), "--time-column", "snapshot_date")
-    assert again == {"inserted": 0, "updated": 0, "unchanged": 3, "rejected": 3}
+    assert again.pop("changed") == dict.fromkeys(SOURCE_COLUMNS[1:], 0)
+    assert again == {"inserted": 0, "updated": 0, "unchanged": 3, "deleted": 0, "rejected": 3}
 
 
 def test_load_of_a_missing_column_is_a_clear_error(settings, tmp_path, capsys):

@@ -18,6 +18,7 @@ from embed_assets.cli import main
 from embed_assets.definitions import build_definitions
 from embed_assets.defs.resources import resources_from
 from embed_assets.lib.settings import SettingError, Settings
+from embed_assets.lib.store import SOURCE_COLUMNS
 from embed_assets_tests.github_server import FakeGitHub, make_repositories, repository
 from embed_assets_tests.helpers import asset_key, node
 
@@ -80,6 +81,8 @@ def test_load_github_fills_the_source_table_then_a_new_process_gets_304s_from_po
         "inserted": 250,
         "updated": 0,
         "unchanged": 0,
+        "deleted": 0,
+        "changed": {c: 0 for c in SOURCE_COLUMNS[1:]},
         "rejected": 0,
         "requests": 3,
         "not_modified": 0,

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from embed_assets.cli import main
+from embed_assets.lib.store import SOURCE_COLUMNS
 
 REAL_FILE = Path(__file__).resolve().parents[2] / "shared" / "data" / "github_repos.csv"
 
@@ -20,7 +21,8 @@ def test_load_and_sync_the_real_file(settings, capsys):
         return json.loads(capsys.readouterr().out)
 
     loaded = run("load", str(REAL_FILE), "--time-column", "snapshot_date")
-    assert loaded == {"inserted": 24_399, "updated": 0, "unchanged": 0, "rejected": 0}
+    assert loaded["changed"] == {c: 0 for c in SOURCE_COLUMNS[1:]}
+    assert (loaded["inserted"], loaded["updated"], loaded["deleted"]) == (24_399, 0, 0)
     first = run("sync")
     status = run("status")
     assert status["pending"] == 0 and status["embeddings"] == status["chunks"] == first["embedded"]

@@ -5,7 +5,8 @@ A whole-file problem (unknown format, missing file, missing column) raises Loade
 becomes a Rejected carrying its row number and a reason naming the column, and the other rows still
 load.
 No database access here: `upsert_rows` hands the SourceRows to a store, the one write path of
-every source (a file, GitHub).
+every source (a file, GitHub), saying which columns the load gives and whether it replaces them;
+`upsert_file` applies a file's rules (merge, `--replace`, `--prune`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -64,6 +65,9 @@ class Rejected:
 class ParsedFile:
     rows: list[SourceRow] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    # The source columns the file has (created_at: it gives the rows' time, by any column).
+    given: frozenset[str] = frozenset(SOURCE_COLUMNS)
+    path: str = ""
 
 
 class _Bad(ValueError):
@@ -336,7 +340,9 @@ def read_source_file(
     # time.
     time_column = time_column or ("created_at" if "created_at" in columns else None)
     load_time = load_time or datetime.now(UTC)  # one load time for the whole file
-    parsed = ParsedFile()
+    given = {c for c in SOURCE_COLUMNS if c in columns and c != "created_at"}
+    timed = {"created_at"} if time_column else set()
+    parsed = ParsedFile(given=frozenset(given | timed), path=str(path))
     first_row: dict[
         str, int
     ] = {}  # lower-cased full_name -> row; GitHub names are case-insensitive
@@ -369,7 +375,51 @@ def read_source_file(
     return parsed
 
 
-def upsert_rows(store, rows: Sequence[SourceRow]) -> dict[str, int]:
-    """Upsert validated rows into the source table: {"inserted", "updated", "unchanged"}. The one
-    write path of every loader (a file's rows, GitHub's)."""
-    return store.upsert_source([tuple(getattr(row, c) for c in SOURCE_COLUMNS) for row in rows])
+def upsert_rows(
+    store,
+    rows: Sequence[SourceRow],
+    *,
+    given: Collection[str] = SOURCE_COLUMNS,
+    replace: bool = True,
+    prune_keeping: Sequence[str] | None = None,
+) -> dict:
+    """Upsert validated rows into the source table (see `Store.upsert_source` for `given`,
+    `replace` and `prune_keeping`): the one write path of every loader (a file's rows, GitHub's).
+    """
+    return store.upsert_source(
+        [tuple(getattr(row, c) for c in SOURCE_COLUMNS) for row in rows],
+        given=given,
+        replace=replace,
+        prune_keeping=prune_keeping,
+    )
+
+
+def upsert_file(store, parsed: ParsedFile, *, replace: bool = False, prune: bool = False) -> dict:
+    """A file's rows by the load rules: a column the file lacks, or an empty value, keeps what
+    is stored, and a row's time moves only when the file gives one; `replace`: the file is the
+    whole truth for the rows it names (its empty values and missing columns clear them);
+    `prune`: rows of the source table the file does not name are deleted.
+
+    A rejected row with a readable full_name still names its row, which `prune` keeps; `prune`
+    refuses a file that names no row, or has rejected rows whose name cannot be read."""
+    prune_keeping = None
+    if prune:
+        unnamed = [r.row for r in parsed.rejected if r.full_name is None]
+        if unnamed:
+            raise LoaderError(
+                f"{parsed.path}: --prune refused: {len(unnamed):,} rejected rows (row "
+                f"{unnamed[0]} first) have no readable full_name, so the rows they stand for "
+                "would be deleted; fix them, or load without --prune"
+            )
+        if not parsed.rows and not parsed.rejected:
+            raise LoaderError(
+                f"{parsed.path}: --prune refused: the file names no row, so every row of the "
+                "source table would be deleted"
+            )
+        prune_keeping = [r.full_name for r in parsed.rejected]
+    given = parsed.given
+    if replace:
+        given = frozenset(SOURCE_COLUMNS) - ({"created_at"} - parsed.given)
+    return upsert_rows(
+        store, parsed.rows, given=given, replace=replace, prune_keeping=prune_keeping
+    )

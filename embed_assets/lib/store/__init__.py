@@ -44,6 +44,7 @@ from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
 from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
+from embed_assets.lib.store.reset import ResetQueries
 from embed_assets.lib.store.rows import RowQueries
 from embed_assets.lib.store.schema import SchemaQueries
 from embed_assets.lib.store.search import SearchQueries
@@ -81,6 +82,7 @@ class Store(
     CheckQueries,
     GitHubQueries,
     BudgetQueries,
+    ResetQueries,
 ):
     """One connection to the project's schema, with every query the project runs."""
 

@@ -4,7 +4,7 @@ repositories and the rejected rows; their DDL and change triggers are in `schema
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import psycopg
@@ -29,14 +29,46 @@ SOURCE_COLUMNS = (
 )
 
 
-class RepositoryQueries(StoreBase):
-    def upsert_source(self, rows: Sequence[Sequence]) -> dict[str, int]:
-        """Insert or update rows (tuples in SOURCE_COLUMNS order) keyed by full_name.
+def _written(column: str, old: str, new: str, given: Collection[str], replace: bool):
+    """The value a load leaves in `column` of a stored row: as stored when the load does not give
+    the column; as given when it replaces; else the given value, unless that is empty (NULL, no
+    topics), which keeps the stored one."""
+    stored, offered = sql.Identifier(old, column), sql.Identifier(new, column)
+    if column not in given:
+        return stored
+    if replace or column == "created_at":
+        return offered
+    if column == "topics":
+        offered = sql.SQL("nullif({}, '{{}}'::text[])").format(offered)
+    return sql.SQL("coalesce({}, {})").format(offered, stored)
 
-        A row equal to the stored one is left alone, so that it logs no change and keeps its
-        updated_at."""
-        if not rows:
-            return {"inserted": 0, "updated": 0, "unchanged": 0}
+
+class RepositoryQueries(StoreBase):
+    def upsert_source(
+        self,
+        rows: Sequence[Sequence],
+        *,
+        given: Collection[str] = SOURCE_COLUMNS,
+        replace: bool = True,
+        prune_keeping: Sequence[str] | None = None,
+    ) -> dict:
+        """Insert or update rows (tuples in SOURCE_COLUMNS order) keyed by full_name, in one
+        statement: {"inserted", "updated", "unchanged", "deleted", "changed": {column: rows}}.
+
+        `given`: the columns the load has; the others of a stored row are kept (a new row gets
+        NULL, and the time in its tuple, the load time). Of the given ones, `replace` writes the
+        values as they are; else an empty value (NULL, no topics) keeps the stored one.
+        `prune_keeping`: delete, in the same transaction, every source row neither upserted nor
+        named there. A row equal to the stored one is left alone, so that it logs no change and
+        keeps its updated_at."""
+        changed = dict.fromkeys(SOURCE_COLUMNS[1:], 0)
+        counts = {"inserted": 0, "updated": 0, "unchanged": 0, "deleted": 0, "changed": changed}
+        if not rows and prune_keeping is None:
+            return counts
+        unknown = set(given) - set(SOURCE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not source columns: {', '.join(sorted(unknown))}")
+        written = [c for c in SOURCE_COLUMNS[1:] if c in given]
         with self.transaction():
             self.execute(
                 self._sql(
@@ -50,32 +82,68 @@ class RepositoryQueries(StoreBase):
             ) as copy:
                 for row in rows:
                     copy.write_row(row)
-            assignments = sql.SQL(", ").join(
-                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
-                for c in SOURCE_COLUMNS[1:]
-            )
-            result = self.execute(
-                self._sql(
-                    "INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
-                    "ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
-                    "WHERE {old} IS DISTINCT FROM {new} RETURNING (xmax = 0)",
-                    source=self.source,
-                    cols=_columns(SOURCE_COLUMNS),
-                    assignments=assignments,
-                    old=_row_of("s", SOURCE_COLUMNS[1:]),
-                    new=_row_of("excluded", SOURCE_COLUMNS[1:]),
-                )
-            ).fetchall()
+            if written:
+                figures = self.execute(self._upsert_statement(written, given, replace)).fetchone()
+                inserted, updated = figures[0], figures[1]
+                changed.update(zip(written, figures[2:], strict=True))
+            else:  # only names: new rows are inserted, stored ones have nothing to change
+                inserted = self.execute(
+                    self._sql(
+                        "INSERT INTO {source} (full_name, created_at) "
+                        "SELECT full_name, created_at FROM _stage_source "
+                        "ON CONFLICT (full_name) DO NOTHING",
+                        source=self.source,
+                    )
+                ).rowcount
+                updated = 0
+            if prune_keeping is not None:
+                counts["deleted"] = self.execute(
+                    self._sql(
+                        "DELETE FROM {source} s WHERE s.full_name <> ALL(%s) AND NOT EXISTS "
+                        "(SELECT 1 FROM _stage_source n WHERE n.full_name = s.full_name)",
+                        source=self.source,
+                    ),
+                    (list(prune_keeping),),
+                ).rowcount
         self.analyze_if_grown(
-            self.settings.source_table, len(result), ("full_name", "created_at", "row_hash")
+            self.settings.source_table,
+            inserted + updated + counts["deleted"],
+            ("full_name", "created_at", "row_hash"),
         )
-        inserted = sum(1 for (new,) in result if new)
-        updated = len(result) - inserted
-        return {
-            "inserted": inserted,
-            "updated": updated,
-            "unchanged": len(rows) - inserted - updated,
-        }
+        counts.update(inserted=inserted, updated=updated, unchanged=len(rows) - inserted - updated)
+        return counts
+
+    def _upsert_statement(
+        self, written: list[str], given: Collection[str], replace: bool
+    ) -> sql.Composed:
+        """The upsert of the staged rows, and per written column how many stored rows it
+        changed: the rows it updated, their new values against the old ones, which the
+        statement's snapshot still holds."""
+        new_values = [_written(c, "s", "excluded", given, replace) for c in written]
+        return self._sql(
+            "WITH upserted AS (INSERT INTO {source} AS s ({cols}) SELECT {cols} FROM _stage_source "
+            "  ON CONFLICT (full_name) DO UPDATE SET {assignments}, updated_at = now() "
+            "  WHERE {old} IS DISTINCT FROM ROW({new}) "
+            "  RETURNING s.full_name, (xmax = 0) AS inserted, {returned}) "
+            "SELECT (SELECT count(*) FILTER (WHERE inserted) FROM upserted), "
+            "  (SELECT count(*) FILTER (WHERE NOT inserted) FROM upserted), {counts} "
+            "FROM upserted u JOIN {source} o ON o.full_name = u.full_name WHERE NOT u.inserted",
+            source=self.source,
+            cols=_columns(SOURCE_COLUMNS),
+            assignments=sql.SQL(", ").join(
+                sql.SQL("{} = {}").format(sql.Identifier(c), value)
+                for c, value in zip(written, new_values, strict=True)
+            ),
+            old=_row_of("s", written),
+            new=sql.SQL(", ").join(new_values),
+            returned=sql.SQL(", ").join(sql.Identifier("s", c) for c in written),
+            counts=sql.SQL(", ").join(
+                sql.SQL("count(*) FILTER (WHERE {} IS DISTINCT FROM {})").format(
+                    sql.Identifier("o", c), sql.Identifier("u", c)
+                )
+                for c in written
+            ),
+        )
 
     def source_months(self, start: datetime, end: datetime) -> Counter:
         """Source rows of [start, end) by month (UTC) of their created_at."""

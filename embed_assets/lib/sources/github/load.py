@@ -32,6 +32,11 @@ def to_record(item: dict) -> dict:
     }
 
 
+# The columns GitHub's objects give (no README): a GitHub load writes them as given, an empty one
+# included (GitHub is their truth), and keeps a README loaded from a file.
+GIVEN = tuple(to_record({}))
+
+
 def parse_items(items: list[dict]) -> tuple[list[SourceRow], list[Rejected]]:
     """Validate items; a Rejected's row is the item's 1-based position in the fetched result."""
     rows: list[SourceRow] = []
@@ -65,7 +70,7 @@ def window_qualifier_in(query: str) -> bool:
 class GitHubLoad:
     """What `load_github` did: the upsert's counts, the rejected items and the fetch's stats."""
 
-    counts: dict[str, int]  # inserted, updated, unchanged
+    counts: dict  # inserted, updated, unchanged, deleted, changed (per column)
     rejected: list[Rejected]
     stats: dict
     fetched: int  # items GitHub returned (after deduplication)
@@ -148,4 +153,5 @@ def load_github(
         rows, outside = kept, len(rows) - len(kept)
     fetched = len(rows) + len(rejected) + outside
     store.etag_prune(ETAG_DAYS)
-    return GitHubLoad(upsert_rows(store, rows), rejected, stats, fetched, outside)
+    counts = upsert_rows(store, rows, given=GIVEN, replace=True)
+    return GitHubLoad(counts, rejected, stats, fetched, outside)
