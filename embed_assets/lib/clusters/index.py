@@ -8,6 +8,9 @@ re-cluster runs when asked, the first time, or when drift since the last full on
 it starts from the current centroids and maps old cluster ids onto the new clusters so ids stay
 stable, and members an operator removed stay out either way.
 
+Beside the topic clusters, near-duplicate groups (`duplicates.py`) are kept in the same
+transaction, at the `near_duplicate` bound.
+
 A collection with a `group_by` column (a tenant) is clustered group by group: a cluster's members
 share their group, whichever model or threshold.
 """
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embed_assets.lib.clusters import algorithm as clustering
+from embed_assets.lib.clusters.duplicates import sync_duplicates
 from embed_assets.lib.clusters.labels import cluster_labels
 from embed_assets.lib.store import Space, Store
 
@@ -55,6 +59,7 @@ def sync_cluster_index(
         else:
             affected, next_id = _incremental(store, space, threshold, changed, gone, before, meta)
         figures = refresh_clusters(store, space, affected, near_duplicate=near_duplicate)
+        duplicates = sync_duplicates(store, space, near_duplicate, reset=reason == "asked for")
         summary = clustering.summary(_state(store, space, next_id))
         store.write_cluster_meta(space, next_id, baseline=summary if reason else None)
     if not reason and meta["baseline"]:
@@ -63,7 +68,12 @@ def sync_cluster_index(
             result = sync_cluster_index(
                 store, threshold=threshold, near_duplicate=near_duplicate, full=True
             )
-            return result | {"full_reason": why, "seconds": time.perf_counter() - began}
+            compared = result["duplicate_rows_compared"] + duplicates["duplicate_rows_compared"]
+            return result | {
+                "full_reason": why,
+                "duplicate_rows_compared": compared,
+                "seconds": time.perf_counter() - began,
+            }
     after = store.cluster_assignments(space)
     moved = sum(1 for name, cluster in after.items() if name in before and before[name] != cluster)
     return {
@@ -77,6 +87,7 @@ def sync_cluster_index(
         "singletons": summary["singletons"],
         "clusters_refreshed": figures["refreshed"],
         "near_duplicate_pairs": figures["near_duplicate_pairs"],
+        **duplicates,
         "member_similarity": round(summary["member_similarity"], 4),
         "centroid_similarity": round(summary["centroid_similarity"], 4),
         "full": bool(reason),

@@ -298,8 +298,22 @@ class ClusterQueries(StoreBase):
             texts.setdefault(cluster, []).append(text)
         return texts
 
-    def list_clusters(self, space: Space, limit: int, members: int) -> list[dict]:
-        """Largest first, each with up to `members` member names, most similar first."""
+    def list_clusters(
+        self, space: Space, limit: int, members: int, group: str | None = None
+    ) -> list[dict]:
+        """Largest first, each with up to `members` member names, most similar first. `group`:
+        only the clusters of this group_by value (a cluster's members share one)."""
+        in_group = (
+            self._sql(
+                "AND EXISTS (SELECT 1 FROM {members} g JOIN {rows} r USING (key) "
+                "  WHERE g.space = k.space AND g.cluster_id = k.cluster_id "
+                "  AND r.group_key = %(group)s)",
+                members=self.t("cluster_members"),
+                rows=self.t("rows"),
+            )
+            if group is not None
+            else self._sql("")
+        )
         rows = self.execute(
             self._sql(
                 "SELECT k.cluster_id, k.size, k.label, k.representative, r.note, r.resolved_at, "
@@ -308,12 +322,14 @@ class ClusterQueries(StoreBase):
                 "        ORDER BY m.similarity DESC NULLS LAST, m.key LIMIT %(members)s) "
                 "FROM {clusters} k LEFT JOIN {resolutions} r "
                 "  ON r.space = k.space AND r.cluster_id = k.cluster_id "
-                "WHERE k.space = %(space)s ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
+                "WHERE k.space = %(space)s {in_group} "
+                "ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
                 clusters=self.t("clusters"),
                 members=self.t("cluster_members"),
                 resolutions=self.t("cluster_resolutions"),
+                in_group=in_group,
             ),
-            {"space": space.name, "limit": limit, "members": members},
+            {"space": space.name, "limit": limit, "members": members, "group": group},
         ).fetchall()
         keys = ("cluster_id", "size", "label", "representative", "note", "resolved_at", "members")
         return [dict(zip(keys, row, strict=True)) for row in rows]

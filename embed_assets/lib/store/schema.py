@@ -10,7 +10,8 @@ from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensure
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v9"  # change when the DDL below changes
+# v9 adds the near-duplicate tables (`duplicate_rows`, `duplicate_pairs`): a v8 store gains them.
 # v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
 _V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
@@ -112,6 +113,8 @@ class SchemaQueries(StoreBase):
             "members": self.t("cluster_members"),
             "resolutions": self.t("cluster_resolutions"),
             "meta": self.t("cluster_meta"),
+            "duplicate_rows": self.t("duplicate_rows"),
+            "duplicate_pairs": self.t("duplicate_pairs"),
         }
 
     def _mark(self) -> str:
@@ -248,6 +251,23 @@ CREATE TABLE IF NOT EXISTS {meta} (
     full_at timestamptz,
     baseline jsonb
 );
+CREATE TABLE IF NOT EXISTS {duplicate_rows} (
+    space text NOT NULL,
+    key text NOT NULL,
+    content_hash text NOT NULL,
+    duplicate_group text,
+    PRIMARY KEY (space, key)
+);
+CREATE INDEX IF NOT EXISTS duplicate_rows_group ON {duplicate_rows} (space, duplicate_group)
+    WHERE duplicate_group IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {duplicate_pairs} (
+    space text NOT NULL,
+    key text NOT NULL,
+    other text NOT NULL,
+    similarity real NOT NULL,
+    PRIMARY KEY (space, key, other)
+);
+CREATE INDEX IF NOT EXISTS duplicate_pairs_other ON {duplicate_pairs} (space, other);
 CREATE TABLE IF NOT EXISTS {cursors} (
     name text PRIMARY KEY,
     position bigint NOT NULL
