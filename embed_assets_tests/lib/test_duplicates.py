@@ -3,12 +3,16 @@ kept incrementally as rows change or vanish, listed by the CLI."""
 
 import json
 
+from psycopg import sql
+
 from embed_assets.cli import main
 from embed_assets.lib import pipeline
 from embed_assets.lib.clusters.algorithm import DEFAULT_THRESHOLD
 from embed_assets.lib.clusters.duplicates import connected_groups
 from embed_assets.lib.clusters.index import sync_cluster_index
 from embed_assets.lib.providers.offline import OfflineHashingProvider
+from embed_assets.lib.store.base import _ensured, _ensured_lock
+from embed_assets.lib.store.schema import SCHEMA_MARK
 from embed_assets_tests.helpers import ALL_TIME, source_row
 from embed_assets_tests.lib.test_cluster_index import sample_rows
 
@@ -95,3 +99,29 @@ def test_clusters_duplicates_cli(settings, store, capsys):
     assert "ask/one  (2 rows)" in capsys.readouterr().out
     assert main(["clusters", "--group", "acme"]) == 2  # a repositories collection has no group_by
     assert "has no group_by" in capsys.readouterr().err
+
+
+def test_a_v8_store_gains_the_duplicate_tables_in_place(settings, store, capsys):
+    store.upsert_source(
+        [source_row("ask/one", QUESTION), source_row("ask/two", QUESTION + "?")] + sample_rows(20)
+    )
+    assert main(["sync", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["clusters", "--json"]) == 0
+    clusters = json.loads(capsys.readouterr().out)
+    store.execute(
+        sql.SQL("DROP TABLE {}, {}; COMMENT ON SCHEMA {} IS 'embed_assets schema v8'").format(
+            store.t("duplicate_rows"), store.t("duplicate_pairs"), sql.Identifier(store.schema)
+        )
+    )
+    with _ensured_lock:
+        _ensured.clear()  # as in a new process of the new release
+
+    assert main(["clusters", "--duplicates", "--json"]) == 0  # the first command upgrades
+    assert json.loads(capsys.readouterr().out) == []  # nothing compared yet
+    assert main(["clusters", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == clusters  # kept, not rebuilt
+    mark = store.execute(
+        "SELECT obj_description(to_regnamespace(%s), 'pg_namespace')", (store.schema,)
+    ).fetchone()[0]
+    assert mark == SCHEMA_MARK
