@@ -2,12 +2,13 @@
 assignment between full ones, and ids that stay stable across them.
 
 Full (`full_cluster`): on neighbour-smoothed vectors (`smoothing.py`), spherical k-means with k
-chosen from the number of vectors, k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of
-clusters for a few thousand rows, about 110 for the real 24,399-repository file, a few hundred for 100K and more. Seeds are k-means++ on a
-sample; Lloyd iterations assign each vector to its most similar centroid (cosine) and re-normalise
-the sums, in batches of bounded memory; a cluster left with fewer than `MIN_SIZE` members is then
-dissolved into the nearest large ones, so that few rows sit in clusters too small to read, and one
-of more than twice the mean size is cut in two, so that no catch-all holds a large share.
+chosen from the number of vectors, k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of clusters
+for a few thousand rows, about 110 for the real 24,399-repository file, a few hundred for 100K and
+more. Seeds are k-means++ on a sample; Lloyd iterations assign each vector to its most similar
+centroid (cosine) and re-normalise the sums, in batches of bounded memory; a cluster left with fewer
+than `MIN_SIZE` members is then dissolved into the nearest large ones, so that few rows sit in
+clusters too small to read, and one of more than twice the mean size is cut in two, so that no
+catch-all holds a large share.
 
 Incremental (`assign`, `remove`): a new vector joins the cluster whose centroid it is most similar
 to when that cosine reaches `threshold`, otherwise it starts a cluster (so a burst of rows on a new
