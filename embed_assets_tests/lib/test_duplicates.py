@@ -8,7 +8,7 @@ from psycopg import sql
 from embed_assets.cli import main
 from embed_assets.lib import pipeline
 from embed_assets.lib.clusters.algorithm import DEFAULT_THRESHOLD
-from embed_assets.lib.clusters.duplicates import connected_groups
+from embed_assets.lib.clusters.duplicates import connected_groups, sync_duplicates
 from embed_assets.lib.clusters.index import sync_cluster_index
 from embed_assets.lib.providers.offline import OfflineHashingProvider
 from embed_assets.lib.store.base import _ensured, _ensured_lock
@@ -81,6 +81,22 @@ def test_duplicates_are_grouped_and_kept_as_rows_change(store):
     assert "bill/one" not in found and "bill/two" not in str(found)
     assert index(store, full=True)["duplicate_rows_compared"] == 124  # a full run compares all
     assert {g["group"]: sorted(m["key"] for m in g["members"]) for g in groups(store)} == found
+
+
+def test_a_bulk_comparison_within_topic_clusters_finds_the_same_groups(store):
+    store.upsert_source(
+        sample_rows(150)
+        + [source_row("ask/one", QUESTION), source_row("ask/two", QUESTION + ".")]
+        + [source_row(f"bill/{n}", OTHER + "!" * n) for n in range(3)]
+    )
+    index(store)
+    space = store.active_space()
+    by_index = groups(store)
+    assert {g["group"] for g in by_index} >= {"ask/one", "bill/0"}
+    with store.transaction():
+        figures = sync_duplicates(store, space, BOUND, reset=True, bulk_rows=0)
+    assert figures["duplicate_rows_compared"] == 155
+    assert groups(store) == by_index
 
 
 def test_clusters_duplicates_cli(settings, store, capsys):
