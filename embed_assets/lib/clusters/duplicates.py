@@ -4,9 +4,9 @@
 Incremental like the cluster index: only rows whose first-chunk vector is new or changed are
 compared with the others (the space's HNSW index, or the rows of their group_by value; past
 `BULK_ROWS` of them, as in a first build, the members of their topic cluster, in memory), their
-old pairs are replaced, and vanished rows lose theirs. A group is a connected component of the pairs,
-named by its smallest key; a `reset` (the full re-cluster) compares every row anew, so a changed
-bound applies to all.
+old pairs are replaced, and vanished rows lose theirs. A group is a connected component of the
+pairs, named by its smallest key; a `reset` (the full re-cluster) compares every row anew, so a
+changed bound applies to all.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 
 from embed_assets.lib.clusters import algorithm as clustering
 from embed_assets.lib.store import Space, Store
-
 
 # Past this many rows to compare, pairs are looked for within the topic clusters (in memory)
 # rather than by one index query per row: on the real 24,399-row file the index queries took 133 s
