@@ -85,11 +85,16 @@ class DuplicateQueries(StoreBase):
                     sql.SQL("SET hnsw.ef_search = {}").format(sql.Literal(2 * _CANDIDATES))
                 )
                 self._ef_search = 2 * _CANDIDATES
+            # The index orders the vectors alone: a join or a filter inside the LIMIT makes the
+            # planner sort a scan of everything instead. Each candidate's chunk is then looked up
+            # by its key (a lateral lookup, fenced by OFFSET 0 so that the planner cannot make it
+            # a scan of all chunks per row), and other rows' later chunks drop out.
             neighbours = self._sql(
-                "SELECT c.key, 1 - (e.embedding <=> s.embedding) AS similarity "
-                "FROM {table} e JOIN {chunks} c USING (chunk_id) "
-                "WHERE c.position = 0 AND c.key <> s.key "
-                "ORDER BY e.embedding <=> s.embedding LIMIT %(candidates)s",
+                "SELECT c.key, 1 - n.distance AS similarity FROM ("
+                "  SELECT e.chunk_id, e.embedding <=> s.embedding AS distance FROM {table} e "
+                "  ORDER BY e.embedding <=> s.embedding LIMIT %(candidates)s) n "
+                "CROSS JOIN LATERAL (SELECT c.key FROM {chunks} c WHERE c.chunk_id = n.chunk_id "
+                "  AND c.position = 0 OFFSET 0) c WHERE c.key <> s.key",
                 table=self.t(space.table),
                 chunks=self.t("chunks"),
             )
