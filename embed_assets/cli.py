@@ -316,7 +316,7 @@ def cmd_clusters(settings: Settings, args) -> int:
             left = store.remove_cluster_member(space, args.member)
             if left is None:
                 raise StoreError(f"{args.member!r} is not a member of any cluster")
-            refresh_clusters(store, space, [left], near_duplicate=settings.near_duplicate_threshold)
+            refresh_clusters(store, space, [left])
             _emit(
                 {"removed": args.member, "cluster_id": left},
                 args.json,

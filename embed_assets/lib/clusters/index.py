@@ -58,7 +58,7 @@ def sync_cluster_index(
             affected, next_id = _full(store, space, before, meta)
         else:
             affected, next_id = _incremental(store, space, threshold, changed, gone, before, meta)
-        figures = refresh_clusters(store, space, affected, near_duplicate=near_duplicate)
+        figures = refresh_clusters(store, space, affected)
         duplicates = sync_duplicates(store, space, near_duplicate, reset=reason == "asked for")
         summary = clustering.summary(_state(store, space, next_id))
         store.write_cluster_meta(space, next_id, baseline=summary if reason else None)
@@ -86,7 +86,6 @@ def sync_cluster_index(
         "clusters": summary["clusters"],
         "singletons": summary["singletons"],
         "clusters_refreshed": figures["refreshed"],
-        "near_duplicate_pairs": figures["near_duplicate_pairs"],
         **duplicates,
         "member_similarity": round(summary["member_similarity"], 4),
         "centroid_similarity": round(summary["centroid_similarity"], 4),
@@ -177,17 +176,15 @@ def _groups(store: Store, keys: Sequence[str]) -> list[tuple[str | None, np.ndar
     ]
 
 
-def refresh_clusters(
-    store: Store, space: Space, cluster_ids: Sequence[int] | set[int], *, near_duplicate: float
-) -> dict:
+def refresh_clusters(store: Store, space: Space, cluster_ids: Sequence[int] | set[int]) -> dict:
     """Recompute every figure of these clusters from their members' current vectors: sum, size,
-    label, representative, mean and per-member similarity, near-duplicates. Clusters left without
-    members are dropped."""
+    label, representative, mean and per-member similarity. Clusters left without members are
+    dropped. (A member's near-duplicates are the duplicate layer's pairs, read with it.)"""
     wanted = sorted(set(cluster_ids))
     contents = store.cluster_contents(space, wanted)
     if not contents:
         store.write_clusters(space, [], [], dropped=wanted)
-        return {"refreshed": 0, "near_duplicate_pairs": 0}
+        return {"refreshed": 0}
     present = sorted({cluster for cluster, _, _, _ in contents})
     row_of = {cluster: i for i, cluster in enumerate(present)}
     labels = np.array([row_of[cluster] for cluster, _, _, _ in contents], dtype=np.int64)
@@ -199,12 +196,6 @@ def refresh_clusters(
     centroids = _unit(sums)
     similarity = np.einsum("ij,ij->i", vectors, centroids[labels])
     best = clustering.representatives(vectors, labels, centroids)
-    pairs = clustering.near_duplicates(vectors, labels, near_duplicate)
-    duplicates: dict[int, list[str]] = defaultdict(list)
-    for i, j, _ in pairs:
-        duplicates[i].append(names[j])
-        duplicates[j].append(names[i])
-
     nearest: dict[int, list[str]] = defaultdict(list)
     for row in np.lexsort((-similarity, labels)):  # by cluster, most similar first
         if len(nearest[present[labels[row]]]) < LABEL_TEXTS:
@@ -226,12 +217,9 @@ def refresh_clusters(
         }
         for i, cluster in enumerate(present)
     ]
-    members = [
-        (name, float(similarity[row]), sorted(duplicates.get(row, [])))
-        for row, name in enumerate(names)
-    ]
+    members = [(name, float(similarity[row])) for row, name in enumerate(names)]
     store.write_clusters(space, clusters, members, dropped=sorted(set(wanted) - set(present)))
-    return {"refreshed": len(present), "near_duplicate_pairs": len(pairs)}
+    return {"refreshed": len(present)}
 
 
 def _state(store: Store, space: Space, next_id: int) -> clustering.ClusterState:

@@ -188,7 +188,7 @@ class ClusterQueries(StoreBase):
         dropped: Sequence[int],
     ) -> None:
         """Store computed clusters (cluster_id, size, vector_sum, label, representative,
-        mean_similarity) and member figures (key, similarity, near_duplicate_of), and drop
+        mean_similarity) and member figures (key, similarity), and drop
         the clusters in `dropped`."""
         table = self.t("clusters")
         self.execute(
@@ -223,17 +223,13 @@ class ClusterQueries(StoreBase):
             (space.name,),
         )
         self.execute("DROP TABLE _stage_clusters")
-        self.execute(
-            "CREATE TEMP TABLE _stage_member_figures (key text, similarity real, "
-            "near_duplicate_of text[])"
-        )
+        self.execute("CREATE TEMP TABLE _stage_member_figures (key text, similarity real)")
         with self.conn.cursor().copy("COPY _stage_member_figures FROM STDIN") as copy:
             for row in members:
                 copy.write_row(row)
         self.execute(
             self._sql(
-                "UPDATE {members} m SET similarity = f.similarity, "
-                "near_duplicate_of = f.near_duplicate_of FROM _stage_member_figures f "
+                "UPDATE {members} m SET similarity = f.similarity FROM _stage_member_figures f "
                 "WHERE m.space = %s AND m.key = f.key",
                 members=self.t("cluster_members"),
             ),
@@ -335,12 +331,17 @@ class ClusterQueries(StoreBase):
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def cluster_members(self, space: Space, cluster_id: int) -> list[dict]:
+        """Members, most similar to the centroid first, each with its near-duplicates: the rows
+        the duplicate layer paired it with (`duplicate_pairs`, at the near-duplicate bound)."""
         rows = self.execute(
             self._sql(
-                "SELECT key, similarity, near_duplicate_of FROM {members} "
-                "WHERE space = %s AND cluster_id = %s AND NOT removed "
-                "ORDER BY similarity DESC NULLS LAST, key",
+                "SELECT m.key, m.similarity, ARRAY(SELECT CASE WHEN p.key = m.key THEN p.other "
+                "  ELSE p.key END AS other FROM {pairs} p WHERE p.space = m.space "
+                "  AND (p.key = m.key OR p.other = m.key) ORDER BY other) FROM {members} m "
+                "WHERE m.space = %s AND m.cluster_id = %s AND NOT m.removed "
+                "ORDER BY m.similarity DESC NULLS LAST, m.key",
                 members=self.t("cluster_members"),
+                pairs=self.t("duplicate_pairs"),
             ),
             (space.name, cluster_id),
         ).fetchall()

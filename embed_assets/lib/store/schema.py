@@ -233,7 +233,7 @@ CREATE TABLE IF NOT EXISTS {members} (
     content_hash text NOT NULL,
     cluster_id bigint,
     similarity real,
-    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
+    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',  -- unused since v9: see duplicate_pairs
     removed boolean NOT NULL DEFAULT false,
     PRIMARY KEY (space, key)
 );
