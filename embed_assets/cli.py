@@ -441,7 +441,7 @@ def cmd_clusters(settings: Settings, args) -> int:
             left = store.remove_cluster_member(space, args.member)
             if left is None:
                 raise UsageError(f"{args.member!r} is not a member of any cluster")
-            refresh_clusters(store, space, [left], near_duplicate=settings.near_duplicate_threshold)
+            refresh_clusters(store, space, [left])
             _emit(
                 {"removed": args.member, "cluster_id": left},
                 args.json,
@@ -479,10 +479,19 @@ def cmd_clusters(settings: Settings, args) -> int:
                 for m in cluster["members"]
             ]
             _emit(cluster, args.json, "\n".join(human))
-        else:
-            clusters = [
-                _cluster_json(c) for c in store.list_clusters(space, args.limit, args.members)
+        elif args.duplicates:
+            groups = store.list_duplicate_groups(space, args.limit, _cluster_group(store, args))
+            human = [
+                f"{g['group']}  ({g['size']} rows)\n"
+                + "\n".join(f"  {m['similarity']:.3f}  {m['key']}" for m in g["members"])
+                for g in groups
             ]
+            _emit(groups, args.json, "\n".join(human) or "no near-duplicates")
+        else:
+            listed = store.list_clusters(
+                space, args.limit, args.members, _cluster_group(store, args)
+            )
+            clusters = [_cluster_json(c) for c in listed]
             human = [
                 f"{c['cluster_id']:>6}  {c['size']:>5}  {c['label']:<40} "
                 f"{', '.join(c['members'][:4])}"
@@ -490,6 +499,13 @@ def cmd_clusters(settings: Settings, args) -> int:
             ]
             _emit(clusters, args.json, "\n".join(human) or "no clusters yet")
     return 0
+
+
+def _cluster_group(store, args) -> str | None:
+    """`--group`: only valid for a collection with a group_by column."""
+    if args.group is not None and (store.table_spec is None or store.table_spec.group_by is None):
+        raise UsageError(f"--group: the collection {_collection(args).name} has no group_by")
+    return args.group
 
 
 def cmd_spaces(settings: Settings, args) -> int:
@@ -731,6 +747,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=20,
         help="member names per cluster, most similar first (default 20)",
+    )
+    clusters.add_argument(
+        "--group", help="only the clusters of this group (the collection's group_by column)"
+    )
+    clusters.add_argument(
+        "--duplicates",
+        action="store_true",
+        help="near-duplicate groups (rows at EMBED_ASSETS_NEAR_DUPLICATE_THRESHOLD or more) "
+        "instead of topic clusters, largest first",
     )
     clusters.set_defaults(run=cmd_clusters, clusters_command="list")
     cluster_commands = clusters.add_subparsers(dest="clusters_command")

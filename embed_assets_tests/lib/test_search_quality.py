@@ -157,7 +157,7 @@ def test_cluster_checks_pass_on_a_clean_index(store):
     space = store.active_space()
     name, left = next(iter(store.cluster_assignments(space).items()))
     store.remove_cluster_member(space, name)
-    refresh_clusters(store, space, [left], near_duplicate=0.95)
+    refresh_clusters(store, space, [left])
     assert evaluate(store, quality.every_vector_assigned).passed
     assert evaluate(store, quality.no_empty_clusters).passed
 
@@ -219,7 +219,7 @@ def test_one_giant_cluster_warns_with_the_largest(store):
         f"UPDATE {table(store, 'cluster_members')} SET cluster_id = %s WHERE key = ANY(%s)",
         (giant, names[:60]),
     )
-    refresh_clusters(store, space, before, near_duplicate=0.95)
+    refresh_clusters(store, space, before)
     outcome = evaluate(store, quality.cluster_sizes)
     assert (outcome.passed, outcome.severity) == (False, "WARN")
     assert outcome.metadata["largest_size"] >= 60 and outcome.metadata["largest_share"] >= 0.4

@@ -1,13 +1,14 @@
 """Topic clusters of unit vectors: a full clustering at a grain people can browse, incremental
 assignment between full ones, and ids that stay stable across them.
 
-Full (`full_cluster`): spherical k-means with k chosen from the number of vectors,
-k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of clusters for a few thousand rows, about 110
-for the real 24,399-repository file, a few hundred for 100K and more. Seeds are k-means++ on a
-sample; Lloyd iterations assign each vector to its most similar centroid (cosine) and re-normalise
-the sums, in batches of bounded memory; a cluster left with fewer than `MIN_SIZE` members is then
-dissolved into the nearest large ones, so that few rows sit in clusters too small to read, and one
-of more than twice the mean size is cut in two, so that no catch-all holds a large share.
+Full (`full_cluster`): on neighbour-smoothed vectors (`smoothing.py`), spherical k-means with k
+chosen from the number of vectors, k = sqrt(n / 2) (between 2 and `MAX_TOPICS`): tens of clusters
+for a few thousand rows, about 110 for the real 24,399-repository file, a few hundred for 100K and
+more. Seeds are k-means++ on a sample; Lloyd iterations assign each vector to its most similar
+centroid (cosine) and re-normalise the sums, in batches of bounded memory; a cluster left with fewer
+than `MIN_SIZE` members is then dissolved into the nearest large ones, so that few rows sit in
+clusters too small to read, and one of more than twice the mean size is cut in two, so that no
+catch-all holds a large share.
 
 Incremental (`assign`, `remove`): a new vector joins the cluster whose centroid it is most similar
 to when that cosine reaches `threshold`, otherwise it starts a cluster (so a burst of rows on a new
@@ -34,6 +35,7 @@ from scipy import sparse
 from sklearn.cluster import MiniBatchKMeans
 
 from embed_assets.lib.clusters.sizes import topic_count
+from embed_assets.lib.clusters.smoothing import smoothed
 
 # The cosine to its nearest centroid that a new vector needs to join that cluster. Members of the
 # real file's topic clusters are at 0.2-0.45 from their centroid with the offline provider (1st
@@ -278,7 +280,7 @@ def full_cluster(
     lands elsewhere, and the ids `match_ids` keeps would be lost). Memory: the input, a label per
     vector, k centroids and score blocks of at most `batch_size` vectors. Deterministic for a
     given seed, input and `initial`."""
-    vectors = _check(vectors)
+    vectors = smoothed(_check(vectors))
     if len(vectors) == 0:
         return np.empty(0, np.int64)
     k = topic_count(len(vectors))

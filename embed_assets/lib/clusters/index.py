@@ -8,6 +8,9 @@ re-cluster runs when asked, the first time, or when drift since the last full on
 it starts from the current centroids and maps old cluster ids onto the new clusters so ids stay
 stable, and members an operator removed stay out either way.
 
+Beside the topic clusters, near-duplicate groups (`duplicates.py`) are kept in the same
+transaction, at the `near_duplicate` bound.
+
 A collection with a `group_by` column (a tenant) is clustered group by group: a cluster's members
 share their group, whichever model or threshold.
 """
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embed_assets.lib.clusters import algorithm as clustering
+from embed_assets.lib.clusters.duplicates import sync_duplicates
 from embed_assets.lib.clusters.labels import cluster_labels
 from embed_assets.lib.store import Space, Store
 
@@ -54,7 +58,8 @@ def sync_cluster_index(
             affected, next_id = _full(store, space, before, meta)
         else:
             affected, next_id = _incremental(store, space, threshold, changed, gone, before, meta)
-        figures = refresh_clusters(store, space, affected, near_duplicate=near_duplicate)
+        figures = refresh_clusters(store, space, affected)
+        duplicates = sync_duplicates(store, space, near_duplicate, reset=reason == "asked for")
         summary = clustering.summary(_state(store, space, next_id))
         store.write_cluster_meta(space, next_id, baseline=summary if reason else None)
     if not reason and meta["baseline"]:
@@ -63,7 +68,12 @@ def sync_cluster_index(
             result = sync_cluster_index(
                 store, threshold=threshold, near_duplicate=near_duplicate, full=True
             )
-            return result | {"full_reason": why, "seconds": time.perf_counter() - began}
+            compared = result["duplicate_rows_compared"] + duplicates["duplicate_rows_compared"]
+            return result | {
+                "full_reason": why,
+                "duplicate_rows_compared": compared,
+                "seconds": time.perf_counter() - began,
+            }
     after = store.cluster_assignments(space)
     moved = sum(1 for name, cluster in after.items() if name in before and before[name] != cluster)
     return {
@@ -76,7 +86,7 @@ def sync_cluster_index(
         "clusters": summary["clusters"],
         "singletons": summary["singletons"],
         "clusters_refreshed": figures["refreshed"],
-        "near_duplicate_pairs": figures["near_duplicate_pairs"],
+        **duplicates,
         "member_similarity": round(summary["member_similarity"], 4),
         "centroid_similarity": round(summary["centroid_similarity"], 4),
         "full": bool(reason),
@@ -166,17 +176,15 @@ def _groups(store: Store, keys: Sequence[str]) -> list[tuple[str | None, np.ndar
     ]
 
 
-def refresh_clusters(
-    store: Store, space: Space, cluster_ids: Sequence[int] | set[int], *, near_duplicate: float
-) -> dict:
+def refresh_clusters(store: Store, space: Space, cluster_ids: Sequence[int] | set[int]) -> dict:
     """Recompute every figure of these clusters from their members' current vectors: sum, size,
-    label, representative, mean and per-member similarity, near-duplicates. Clusters left without
-    members are dropped."""
+    label, representative, mean and per-member similarity. Clusters left without members are
+    dropped. (A member's near-duplicates are the duplicate layer's pairs, read with it.)"""
     wanted = sorted(set(cluster_ids))
     contents = store.cluster_contents(space, wanted)
     if not contents:
         store.write_clusters(space, [], [], dropped=wanted)
-        return {"refreshed": 0, "near_duplicate_pairs": 0}
+        return {"refreshed": 0}
     present = sorted({cluster for cluster, _, _, _ in contents})
     row_of = {cluster: i for i, cluster in enumerate(present)}
     labels = np.array([row_of[cluster] for cluster, _, _, _ in contents], dtype=np.int64)
@@ -188,12 +196,6 @@ def refresh_clusters(
     centroids = _unit(sums)
     similarity = np.einsum("ij,ij->i", vectors, centroids[labels])
     best = clustering.representatives(vectors, labels, centroids)
-    pairs = clustering.near_duplicates(vectors, labels, near_duplicate)
-    duplicates: dict[int, list[str]] = defaultdict(list)
-    for i, j, _ in pairs:
-        duplicates[i].append(names[j])
-        duplicates[j].append(names[i])
-
     nearest: dict[int, list[str]] = defaultdict(list)
     for row in np.lexsort((-similarity, labels)):  # by cluster, most similar first
         if len(nearest[present[labels[row]]]) < LABEL_TEXTS:
@@ -215,12 +217,9 @@ def refresh_clusters(
         }
         for i, cluster in enumerate(present)
     ]
-    members = [
-        (name, float(similarity[row]), sorted(duplicates.get(row, [])))
-        for row, name in enumerate(names)
-    ]
+    members = [(name, float(similarity[row])) for row, name in enumerate(names)]
     store.write_clusters(space, clusters, members, dropped=sorted(set(wanted) - set(present)))
-    return {"refreshed": len(present), "near_duplicate_pairs": len(pairs)}
+    return {"refreshed": len(present)}
 
 
 def _state(store: Store, space: Space, next_id: int) -> clustering.ClusterState:

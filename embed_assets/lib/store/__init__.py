@@ -42,6 +42,7 @@ from embed_assets.lib.store.budget import BudgetQueries
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
+from embed_assets.lib.store.duplicates import DuplicateQueries
 from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
 from embed_assets.lib.store.reset import ResetQueries
@@ -79,6 +80,7 @@ class Store(
     SearchQueries,
     CacheQueries,
     ClusterQueries,
+    DuplicateQueries,
     CheckQueries,
     GitHubQueries,
     BudgetQueries,

@@ -188,7 +188,7 @@ class ClusterQueries(StoreBase):
         dropped: Sequence[int],
     ) -> None:
         """Store computed clusters (cluster_id, size, vector_sum, label, representative,
-        mean_similarity) and member figures (key, similarity, near_duplicate_of), and drop
+        mean_similarity) and member figures (key, similarity), and drop
         the clusters in `dropped`."""
         table = self.t("clusters")
         self.execute(
@@ -223,17 +223,13 @@ class ClusterQueries(StoreBase):
             (space.name,),
         )
         self.execute("DROP TABLE _stage_clusters")
-        self.execute(
-            "CREATE TEMP TABLE _stage_member_figures (key text, similarity real, "
-            "near_duplicate_of text[])"
-        )
+        self.execute("CREATE TEMP TABLE _stage_member_figures (key text, similarity real)")
         with self.conn.cursor().copy("COPY _stage_member_figures FROM STDIN") as copy:
             for row in members:
                 copy.write_row(row)
         self.execute(
             self._sql(
-                "UPDATE {members} m SET similarity = f.similarity, "
-                "near_duplicate_of = f.near_duplicate_of FROM _stage_member_figures f "
+                "UPDATE {members} m SET similarity = f.similarity FROM _stage_member_figures f "
                 "WHERE m.space = %s AND m.key = f.key",
                 members=self.t("cluster_members"),
             ),
@@ -298,8 +294,22 @@ class ClusterQueries(StoreBase):
             texts.setdefault(cluster, []).append(text)
         return texts
 
-    def list_clusters(self, space: Space, limit: int, members: int) -> list[dict]:
-        """Largest first, each with up to `members` member names, most similar first."""
+    def list_clusters(
+        self, space: Space, limit: int, members: int, group: str | None = None
+    ) -> list[dict]:
+        """Largest first, each with up to `members` member names, most similar first. `group`:
+        only the clusters of this group_by value (a cluster's members share one)."""
+        in_group = (
+            self._sql(
+                "AND EXISTS (SELECT 1 FROM {members} g JOIN {rows} r USING (key) "
+                "  WHERE g.space = k.space AND g.cluster_id = k.cluster_id "
+                "  AND r.group_key = %(group)s)",
+                members=self.t("cluster_members"),
+                rows=self.t("rows"),
+            )
+            if group is not None
+            else self._sql("")
+        )
         rows = self.execute(
             self._sql(
                 "SELECT k.cluster_id, k.size, k.label, k.representative, r.note, r.resolved_at, "
@@ -308,23 +318,30 @@ class ClusterQueries(StoreBase):
                 "        ORDER BY m.similarity DESC NULLS LAST, m.key LIMIT %(members)s) "
                 "FROM {clusters} k LEFT JOIN {resolutions} r "
                 "  ON r.space = k.space AND r.cluster_id = k.cluster_id "
-                "WHERE k.space = %(space)s ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
+                "WHERE k.space = %(space)s {in_group} "
+                "ORDER BY k.size DESC, k.cluster_id LIMIT %(limit)s",
                 clusters=self.t("clusters"),
                 members=self.t("cluster_members"),
                 resolutions=self.t("cluster_resolutions"),
+                in_group=in_group,
             ),
-            {"space": space.name, "limit": limit, "members": members},
+            {"space": space.name, "limit": limit, "members": members, "group": group},
         ).fetchall()
         keys = ("cluster_id", "size", "label", "representative", "note", "resolved_at", "members")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def cluster_members(self, space: Space, cluster_id: int) -> list[dict]:
+        """Members, most similar to the centroid first, each with its near-duplicates: the rows
+        the duplicate layer paired it with (`duplicate_pairs`, at the near-duplicate bound)."""
         rows = self.execute(
             self._sql(
-                "SELECT key, similarity, near_duplicate_of FROM {members} "
-                "WHERE space = %s AND cluster_id = %s AND NOT removed "
-                "ORDER BY similarity DESC NULLS LAST, key",
+                "SELECT m.key, m.similarity, ARRAY(SELECT CASE WHEN p.key = m.key THEN p.other "
+                "  ELSE p.key END AS other FROM {pairs} p WHERE p.space = m.space "
+                "  AND (p.key = m.key OR p.other = m.key) ORDER BY other) FROM {members} m "
+                "WHERE m.space = %s AND m.cluster_id = %s AND NOT m.removed "
+                "ORDER BY m.similarity DESC NULLS LAST, m.key",
                 members=self.t("cluster_members"),
+                pairs=self.t("duplicate_pairs"),
             ),
             (space.name, cluster_id),
         ).fetchall()

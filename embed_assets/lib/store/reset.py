@@ -17,6 +17,8 @@ _GENERIC = (
     "cluster_members",
     "cluster_resolutions",
     "cluster_meta",
+    "duplicate_rows",
+    "duplicate_pairs",
 )
 # The repositories kind's: the rows it was loaded with, and the GitHub pages they came from
 # (kept ETags would answer "not modified" to the next GitHub load, which would then load nothing).

@@ -10,7 +10,10 @@ from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensure
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
 
 MIN_PGVECTOR = (0, 5)
-SCHEMA_MARK = "embed_assets schema v9"  # change when the DDL below changes
+SCHEMA_MARK = "embed_assets schema v10"  # change when the DDL below changes
+# v10 (after v8; v9 was never released) adds each chunk's `words` (full-text search) and the
+# near-duplicate tables (`duplicate_rows`, `duplicate_pairs`), and drops the readers' `cursors`:
+# a v8 store gains them in place.
 # v8 keys the generic tables by the collection's key: the columns v7 named after repositories.
 _V7_KEY_COLUMNS = ("source_changes", "chunks", "cluster_members")
 
@@ -112,6 +115,8 @@ class SchemaQueries(StoreBase):
             "members": self.t("cluster_members"),
             "resolutions": self.t("cluster_resolutions"),
             "meta": self.t("cluster_meta"),
+            "duplicate_rows": self.t("duplicate_rows"),
+            "duplicate_pairs": self.t("duplicate_pairs"),
         }
 
     def _mark(self) -> str:
@@ -196,7 +201,7 @@ CREATE TABLE IF NOT EXISTS {chunks} (
 );
 CREATE INDEX IF NOT EXISTS chunks_row_time ON {chunks} (row_time);
 CREATE INDEX IF NOT EXISTS chunks_key ON {chunks} (key);
--- v9, hybrid search: the words of each chunk, kept by the server with the chunk's text (a v8
+-- v10, hybrid search: the words of each chunk, kept by the server with the chunk's text (a v8
 -- store gets the column filled for its chunks by this ALTER).
 ALTER TABLE {chunks} ADD COLUMN IF NOT EXISTS words tsvector
     GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED;
@@ -235,7 +240,7 @@ CREATE TABLE IF NOT EXISTS {members} (
     content_hash text NOT NULL,
     cluster_id bigint,
     similarity real,
-    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',
+    near_duplicate_of text[] NOT NULL DEFAULT '{{}}',  -- unused since v10: see duplicate_pairs
     removed boolean NOT NULL DEFAULT false,
     PRIMARY KEY (space, key)
 );
@@ -253,7 +258,24 @@ CREATE TABLE IF NOT EXISTS {meta} (
     full_at timestamptz,
     baseline jsonb
 );
--- v9: a run's rows step takes what it handled out of the log; readers keep no positions here.
+CREATE TABLE IF NOT EXISTS {duplicate_rows} (
+    space text NOT NULL,
+    key text NOT NULL,
+    content_hash text NOT NULL,
+    duplicate_group text,
+    PRIMARY KEY (space, key)
+);
+CREATE INDEX IF NOT EXISTS duplicate_rows_group ON {duplicate_rows} (space, duplicate_group)
+    WHERE duplicate_group IS NOT NULL;
+CREATE TABLE IF NOT EXISTS {duplicate_pairs} (
+    space text NOT NULL,
+    key text NOT NULL,
+    other text NOT NULL,
+    similarity real NOT NULL,
+    PRIMARY KEY (space, key, other)
+);
+CREATE INDEX IF NOT EXISTS duplicate_pairs_other ON {duplicate_pairs} (space, other);
+-- A run's rows step takes what it handled out of the log; readers keep no positions here.
 DROP TABLE IF EXISTS {cursors};
 """
 

@@ -176,6 +176,8 @@ class VectorQueries(StoreBase):
                 "clusters",
                 "cluster_resolutions",
                 "cluster_meta",
+                "duplicate_rows",
+                "duplicate_pairs",
                 "spaces",
             ):
                 column = "name" if owned == "spaces" else "space"
