@@ -4,6 +4,7 @@ With --json a command prints one JSON document on stdout; progress and rejected 
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -137,13 +138,37 @@ def _open(settings: Settings, collection: Collection):
     return open_store(database_url(settings), settings, table)
 
 
+def _scan_files(settings: Settings, collection: Collection, args) -> int:
+    """`load` of a files collection: scan its folder into the store (the sensor or `sync` then
+    embeds what changed)."""
+    began = time.perf_counter()
+    source = collection.source_kind(settings)
+    with _open(settings, collection) as store:
+        scan = source.scan(store)
+        rejected = store.rejected_files()
+    for path, reason in rejected[:REJECTS_SHOWN]:
+        _progress(f"rejected file {path}: {reason}")
+    counts = dataclasses.asdict(scan) | {"rejected_files": len(rejected)}
+    human = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    _emit(
+        counts, args.json, f"scanned {source.root}: {human} ({time.perf_counter() - began:.1f} s)"
+    )
+    return 0
+
+
 def cmd_load(settings: Settings, args) -> int:
     began = time.perf_counter()
-    if _collection(args).source.get("kind") != "repositories":
+    collection = _collection(args)
+    kind = collection.source.get("kind")
+    if kind == "files":
+        return _scan_files(settings, collection, args)
+    if kind != "repositories":
         return _load_error(
             f"--collection: {args.collection} reads its own table; load fills the repositories "
             "source table"
         )
+    if args.path is None and args.github is None and args.github_starred is None:
+        return _load_error("load: give a file, --github QUERY or --github-starred USER")
     if args.github is not None or args.github_starred is not None:
         return _load_github(settings, args, began)
     if args.since or args.until:
@@ -453,9 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser(
         "load",
-        help="upsert repository rows from CSV, JSON Lines or Parquet, or from GitHub's REST API",
+        help="upsert repository rows from CSV, JSON Lines or Parquet, or from GitHub's REST API; "
+        "for a files collection, scan its folder",
     )
-    source = load.add_mutually_exclusive_group(required=True)
+    source = load.add_mutually_exclusive_group()
     source.add_argument("path", nargs="?", help="a .csv, .jsonl/.ndjson or .parquet file")
     source.add_argument(
         "--github",

@@ -96,6 +96,7 @@ def changed_partition_keys(
         if spec is not None and not spec.triggers:
             cursor, months = None, set(store.changed_months_by_hash(spec)[0])
         else:
+            target.source.refresh_changes(store)  # a files collection scans its folder
             changes = read_changes(store, ChangeCursor.from_text(store.cursor(SYNC_CURSOR)))
             cursor, months = changes.cursor, changes.months
         months |= set(store.pending_months(space))

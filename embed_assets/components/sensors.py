@@ -65,6 +65,7 @@ def collection_sensors(
             return poll(context, database)
         cursor = ChangeCursor.from_text(context.cursor)
         with database.open(table) as store:
+            assets.source.refresh_changes(store)  # a files collection scans its folder
             changes = read_changes(store, cursor, MAX_CHANGES_PER_TICK)
             # The position Dagster has stored, not the new one: a tick that fails to store its
             # cursor reads again what it read, which must still be in the log.

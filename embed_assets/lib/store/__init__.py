@@ -14,7 +14,8 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
 
 A `table` collection (`table.py`) has the same generic tables in a schema of its own
 (`<schema>_<collection>`), a `rows` table in place of `repositories`, and shares the embedding
-cache of the settings' schema.
+cache of the settings' schema. A `files` collection is a table collection whose source relation is
+its own `files` table, filled by scanning a folder (`files.py`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from embed_assets.lib.store.budget import BudgetQueries
 from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
+from embed_assets.lib.store.files import FileQueries, Seen
 from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
 from embed_assets.lib.store.rows import RowQueries
@@ -48,6 +50,7 @@ from embed_assets.lib.store.vectors import VectorQueries
 
 __all__ = [
     "SOURCE_COLUMNS",
+    "Seen",
     "Space",
     "Store",
     "StoreError",
@@ -63,6 +66,7 @@ class Store(
     SchemaQueries,
     RepositoryQueries,
     TableQueries,
+    FileQueries,
     RowQueries,
     VectorQueries,
     CacheQueries,

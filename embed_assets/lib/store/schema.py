@@ -92,6 +92,8 @@ class SchemaQueries(StoreBase):
     def _install_table(self) -> None:
         spec = self.table_spec
         self.execute(self._sql(_GENERIC_DDL + _SHARED_DDL, **self._generic_tables()))
+        if spec.kind == "files":
+            self.install_files_table()
         had_triggers = self.has_table_triggers(spec)
         self.install_table_source(spec)
         if spec.triggers and not had_triggers:
