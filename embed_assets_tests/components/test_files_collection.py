@@ -5,8 +5,8 @@ files are recorded and skipped; bad declarations name the file and the field."""
 
 import json
 import os
-from datetime import UTC, datetime
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
