@@ -395,7 +395,8 @@ def cmd_clusters(settings: Settings, args) -> int:
 def cmd_spaces(settings: Settings, args) -> int:
     """Embedding spaces: a new model or dimensions fill a new space (by `sync` or a backfill)
     while searches keep using the active one, until it is activated."""
-    with open_store(database_url(settings), settings) as store:
+    collection = _collection(args)
+    with _open(settings, collection) as store:
         action = args.spaces_command
         if action == "activate":
             listed = {s["name"]: s for s in store.list_spaces()}
@@ -412,10 +413,10 @@ def cmd_spaces(settings: Settings, args) -> int:
     if action == "activate" and not args.no_clusters:
         _progress("building the cluster index of the newly active space (a Dagster run)")
         from embed_assets.instance import project_instance
-        from embed_assets.sync import materialise_cluster_index
+        from embed_assets.sync import Target, materialise_cluster_index
 
         with project_instance(settings) as instance:
-            materialise_cluster_index(settings, instance)
+            materialise_cluster_index(settings, instance, Target.of(collection, settings))
     human = [
         f"{'*' if s['active'] else ' '} {s['name']:<40} {s['embeddings']:>9,} vectors "
         f"{s['pending']:>9,} pending  {s['model']} ({s['dimensions']} dimensions)"
@@ -426,7 +427,12 @@ def cmd_spaces(settings: Settings, args) -> int:
 
 
 def cmd_cache(settings: Settings, args) -> int:
-    with open_store(database_url(settings), settings) as store:
+    """The cache every collection shares: opened through the one named, or any."""
+    if args.collection is None and len(declared := declared_collections()) > 1:
+        collection = declared[0]
+    else:
+        collection = _collection(args)
+    with _open(settings, collection) as store:
         if args.cache_command == "clear":
             removed = store.cache_clear()
             _emit({"removed": removed}, args.json, f"removed {removed:,} cached embeddings")
@@ -612,10 +618,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_sql.add_argument("statements", help="one or more statements, `;` between them")
     db_sql.set_defaults(run=cmd_db_sql)
 
-    for sub in (load, sync, status, search_parser, clusters):
+    for sub in (load, sync, status, search_parser, clusters, spaces):
         sub.add_argument(
             "--collection",
             help="the collection (a defs.yaml of the project); the default when there is one",
+        )
+    for sub in (cache_stats, cache_clear):
+        sub.add_argument(
+            "--collection", help="open the shared cache through this collection's store"
         )
     for sub in (
         load,

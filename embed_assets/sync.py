@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
@@ -14,7 +15,7 @@ import dagster as dg
 from embed_assets.components.assets import monthly_partitions
 from embed_assets.components.collection import collection_definitions
 from embed_assets.components.sensors import range_tags
-from embed_assets.defs.resources import resources_from
+from embed_assets.defs.resources import shared_definitions
 from embed_assets.lib.changes import ChangeCursor, read_changes, record_reader
 from embed_assets.lib.collections import Collection
 from embed_assets.lib.database import database_url
@@ -31,8 +32,12 @@ ALL = "all"  # the one window of a collection with no partitions
 # month. Two Dagster settings (off by default) store those in batches and plan the range as one
 # event. The cost: a failed sync run does not mark each of its partitions failed in the UI (the run
 # itself shows failed, and the next sync retries it).
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+# Set for the sync's own runs only (`_batched_events`): set at import, they changed every later
+# run of the process, so that tests passed or failed by what an earlier test had imported.
+BATCHED_EVENTS = {
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # A sync killed with SIGKILL never ends its run, which would keep its slot in the
 # `embedding_provider` pool for ever: the next sync ends it (end_runs_of_dead_processes).
@@ -77,7 +82,7 @@ class Target:
         """Its definitions alone, with the shared resources: a sync runs one collection."""
         return dg.Definitions.merge(
             collection_definitions(self.name, settings, self.source, self.by_month),
-            dg.Definitions(resources=resources_from(settings), executor=dg.in_process_executor),
+            shared_definitions(settings),
         )
 
 
@@ -184,16 +189,29 @@ def _run(
     """One in-process run of the asset job over `selection` (None: every asset); a failure
     raises SyncError naming the failing step's error."""
     job = definitions.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config=QUIET,
-        asset_selection=selection,
-        tags=tags,
-    )
+    with _batched_events():
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET,
+            asset_selection=selection,
+            tags=tags,
+        )
     if not result.success:
         raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
     return result
+
+
+@contextmanager
+def _batched_events() -> Iterator[None]:
+    """BATCHED_EVENTS for the duration of a run, unless already set (by the user: kept)."""
+    added = {name: value for name, value in BATCHED_EVENTS.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> list[str]:

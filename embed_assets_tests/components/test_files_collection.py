@@ -15,7 +15,7 @@ import yaml
 from dagster.components.testing import create_defs_folder_sandbox
 
 from embed_assets.cli import main
-from embed_assets.defs.resources import resources_from
+from embed_assets.components.collection import building_with
 from embed_assets_tests.components.test_collection import _messages
 from embed_assets_tests.components.test_table_collection import metadata, tick_and_run
 from embed_assets_tests.test_walkthrough import block
@@ -42,10 +42,8 @@ def docs_project(settings, declaration: str, docs: dict[str, str | bytes] = DOCS
             write(folder / relative, content)
         (sandbox.defs_folder_path / "docs").mkdir()
         (sandbox.defs_folder_path / "docs" / "defs.yaml").write_text(declaration)
-        with sandbox.build_all_defs() as collections:
-            defs = dg.Definitions.merge(
-                collections, dg.Definitions(resources=resources_from(settings))
-            )
+        with building_with(settings), sandbox.build_all_defs() as collections:
+            defs = collections  # no resources written: the Component brings them
             yield defs, sandbox.project_root, folder
 
 
@@ -76,6 +74,13 @@ def test_a_folder_of_docs_declared_in_yaml_stays_in_sync(settings, capsys, monke
         assert len(runs) == 1
         assert metadata(runs, "rows", "added", "docs") == 6  # not the draft, not notes.txt
         assert metadata(runs, "embeddings", "embedded", "docs") == 6
+        # Every check passes, freshness included: the one window of a collection with no
+        # partitions counts as its newest.
+        evaluations = {e.check_name: e for e in runs[0].get_asset_check_evaluations()}
+        assert evaluations["freshness"].metadata["newest_partition"].value == "all"
+        assert all(e.passed for e in evaluations.values()), [
+            name for name, e in evaluations.items() if not e.passed
+        ]
 
         hits = run_json(
             capsys, ["search", "cosine similarity ranking", "--collection", "docs", "--json"]
@@ -188,6 +193,22 @@ def test_load_scans_and_sync_embeds_a_files_collection(settings, capsys, monkeyp
         assert [h["key"] for h in hits] == ["notes.txt"]
         assert hits[0]["metadata"] == {"path": "notes.txt", "name": "notes.txt"}
         assert hits[0]["text"] == DOCS["notes.txt"]  # the default template: the content
+
+        # Spaces and the shared cache of a files collection: a model switch fills a new space
+        # of this collection, and activating it builds its cluster index.
+        [space] = run_json(capsys, ["spaces", "--collection", "code", "--json"])
+        assert (space["active"], space["embeddings"], space["pending"]) == (True, 9, 0)
+        cache = run_json(capsys, ["cache", "stats", "--collection", "code", "--json"])
+        # The offline provider is cheaper than the cache: nothing cached, nothing asked.
+        assert cache == {"entries": 0, "hits": 0, "misses": 0, "hit_rate": 0.0}
+        monkeypatch.setenv("EMBED_ASSETS_DIMENSIONS", "128")
+        assert run_json(capsys, ["sync", "--collection", "code", "--json"])["embedded"] == 9
+        new = "offline_hash_v2_128"
+        listed = run_json(capsys, ["spaces", "--collection", "code", "activate", new, "--json"])
+        assert [s["name"] for s in listed if s["active"]] == [new]
+        clusters = run_json(capsys, ["clusters", "--collection", "code", "--json"])
+        assert sum(c["size"] for c in clusters) == 9
+        assert run_json(capsys, ["cache", "clear", "--json"]) == {"removed": 0}
 
 
 @pytest.mark.parametrize(
