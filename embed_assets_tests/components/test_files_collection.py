@@ -275,3 +275,74 @@ def test_a_bad_files_declaration_names_the_file_and_the_field(settings, source, 
         with docs_project(settings, yaml.safe_dump(declaration)):
             pass
     assert expected in "\n".join(_messages(raised.value))
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_the_projects_own_docs_and_code_as_a_files_collection(settings, capsys, monkeypatch):
+    """The issue's example: this project's docs/ and embed_assets/ (copied), one collection."""
+    sources = {
+        path.relative_to(PROJECT).as_posix(): path.read_bytes()
+        for folder in ("docs", "embed_assets")
+        for path in (PROJECT / folder).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    declaration = {
+        "type": "embed_assets.EmbeddingCollection",
+        "attributes": {
+            "name": "project",
+            "source": {
+                "kind": "files",
+                "root": ".",
+                "include": ["docs/**/*.md", "embed_assets/**/*.py"],
+                "exclude": ["**/__pycache__/**"],
+            },
+            "text": "{path}\n\n{content}",
+        },
+    }
+    with docs_project(settings, yaml.safe_dump(declaration), {}) as (defs, project, _):
+        for relative, content in sources.items():
+            write(project / relative, content)
+        monkeypatch.chdir(project)
+        first = run_json(capsys, ["sync", "--collection", "project", "--skip-clusters", "--json"])
+        status = run_json(capsys, ["status", "--collection", "project", "--json"])
+        wanted = [
+            p for p in sources if p.endswith(".py") or p.startswith("docs/") and p.endswith(".md")
+        ]
+        assert status["rows"] == len(wanted) and status["pending"] == 0
+        assert first["embedded"] == status["chunks"] == status["embeddings"]
+
+        hits = run_json(
+            capsys,
+            ["search", "HNSW index build parameters", "--collection", "project", "--json"],
+        )
+        assert hits and all(h["key"] in sources for h in hits)
+        assert all(h["metadata"]["path"] == h["key"] for h in hits)
+        assert any("hnsw" in h["text"].lower() for h in hits)
+
+        # One file edited: only its chunks; one deleted: its vectors go.
+        edited = project / "embed_assets/components/__init__.py"
+        edited.write_text(edited.read_text() + "\n# an edit\n")
+        (project / "embed_assets/lib/sources/repositories.py").unlink()
+        chunks_of = dict(
+            run_json(
+                capsys,
+                [
+                    "db",
+                    "sql",
+                    f"SELECT key, count(*) FROM {settings.schema}_project.chunks "
+                    "WHERE key IN ('embed_assets/components/__init__.py', "
+                    "'embed_assets/lib/sources/repositories.py') GROUP BY key",
+                    "--json",
+                ],
+            )
+        )
+        report = run_json(capsys, ["sync", "--collection", "project", "--skip-clusters", "--json"])
+        assert report["embedded"] == chunks_of["embed_assets/components/__init__.py"]
+        assert report["deleted"] == chunks_of["embed_assets/lib/sources/repositories.py"]
+        hits = run_json(
+            capsys,
+            ["search", "RepositoriesSource", "--collection", "project", "-k", "50", "--json"],
+        )
+        assert "embed_assets/lib/sources/repositories.py" not in {h["key"] for h in hits}
