@@ -5,6 +5,8 @@ files are recorded and skipped; bad declarations name the file and the field."""
 
 import json
 import os
+import subprocess
+import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,3 +348,44 @@ def test_the_projects_own_docs_and_code_as_a_files_collection(settings, capsys, 
             ["search", "RepositoriesSource", "--collection", "project", "-k", "50", "--json"],
         )
         assert "embed_assets/lib/sources/repositories.py" not in {h["key"] for h in hits}
+
+
+USER_DEFINITIONS = """from pathlib import Path
+
+import dagster as dg
+
+
+@dg.definitions
+def defs():
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+"""
+
+
+def dg_check_defs(project: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parents[1])},
+    )
+
+
+def test_dg_check_defs_in_a_users_project_names_the_file_and_the_field():
+    """A scaffolded project (definitions.py as `create-dagster` writes it, no other Python) with
+    a bad files declaration: `dg check defs` fails, naming the file and the field. (The same
+    project with a good one loads, resources included: `docs_project` above builds it so.)"""
+    declaration = {
+        "type": "embed_assets.EmbeddingCollection",
+        "attributes": {
+            "name": "docs",
+            "source": {"kind": "files", "root": "nowhere", "include": ["**/*.md"]},
+        },
+    }
+    with create_defs_folder_sandbox() as sandbox:
+        (sandbox.defs_folder_path.parent / "definitions.py").write_text(USER_DEFINITIONS)
+        path = sandbox.defs_folder_path / "docs" / "defs.yaml"
+        write(path, yaml.safe_dump(declaration))
+        checked = dg_check_defs(sandbox.project_root)
+        assert checked.returncode != 0
+        assert f"{path}: source.root: 'nowhere' is not a folder" in checked.stdout + checked.stderr
