@@ -8,6 +8,7 @@ from psycopg import sql
 
 from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
+from embed_assets.lib.store.table import TRIGGER_VERSION
 
 MIN_PGVECTOR = (0, 5)
 SCHEMA_MARK = "embed_assets schema v8"  # change when the DDL below changes
@@ -121,7 +122,8 @@ class SchemaQueries(StoreBase):
         declaration (other columns read) installs them again."""
         if self.table_spec is None:
             return SCHEMA_MARK
-        digest = hashlib.sha1(repr(self.table_spec).encode()).hexdigest()[:12]
+        described = repr(self.table_spec) + TRIGGER_VERSION
+        digest = hashlib.sha1(described.encode()).hexdigest()[:12]
         return f"{SCHEMA_MARK} table {digest}"
 
     def _upgrade_from_v7(self) -> None:
