@@ -10,6 +10,7 @@ shows the traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -150,13 +151,37 @@ def _open(settings: Settings, collection: Collection):
     return open_store(database_url(settings), settings, table)
 
 
+def _scan_files(settings: Settings, collection: Collection, args) -> int:
+    """`load` of a files collection: scan its folder into the store (the sensor or `sync` then
+    embeds what changed)."""
+    began = time.perf_counter()
+    source = collection.source_kind(settings)
+    with _open(settings, collection) as store:
+        scan = source.scan(store)
+        rejected = store.rejected_files()
+    for path, reason in rejected[:REJECTS_SHOWN]:
+        _progress(f"rejected file {path}: {reason}")
+    counts = dataclasses.asdict(scan) | {"rejected_files": len(rejected)}
+    human = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    _emit(
+        counts, args.json, f"scanned {source.root}: {human} ({time.perf_counter() - began:.1f} s)"
+    )
+    return 0
+
+
 def cmd_load(settings: Settings, args) -> int:
     began = time.perf_counter()
-    if _collection(args).source.get("kind") != "repositories":
+    collection = _collection(args)
+    kind = collection.source.get("kind")
+    if kind == "files":
+        return _scan_files(settings, collection, args)
+    if kind != "repositories":
         return _load_error(
             f"--collection: {args.collection} reads its own table; load fills the repositories "
             "source table"
         )
+    if args.path is None and args.github is None and args.github_starred is None:
+        return _load_error("load: give a file, --github QUERY or --github-starred USER")
     if args.github is not None or args.github_starred is not None:
         if args.replace or args.prune:
             return _load_error(
@@ -511,10 +536,8 @@ def _cluster_group(store, args) -> str | None:
 def cmd_spaces(settings: Settings, args) -> int:
     """Embedding spaces: a new model or dimensions fill a new space (by `sync` or a backfill)
     while searches keep using the active one, until it is activated."""
-    from embed_assets.lib.database import database_url
-    from embed_assets.lib.store import open_store
-
-    with open_store(database_url(settings), settings) as store:
+    collection = _collection(args)
+    with _open(settings, collection) as store:
         action = args.spaces_command
         if action == "activate":
             listed = {s["name"]: s for s in store.list_spaces()}
@@ -531,10 +554,10 @@ def cmd_spaces(settings: Settings, args) -> int:
     if action == "activate" and not args.no_clusters:
         _progress("building the cluster index of the newly active space (a Dagster run)")
         from embed_assets.instance import project_instance
-        from embed_assets.sync import materialise_cluster_index
+        from embed_assets.sync import Target, materialise_cluster_index
 
         with project_instance(settings) as instance:
-            materialise_cluster_index(settings, instance)
+            materialise_cluster_index(settings, instance, Target.of(collection, settings))
     human = [
         f"{'*' if s['active'] else ' '} {s['name']:<40} {s['embeddings']:>9,} vectors "
         f"{s['pending']:>9,} pending  {s['model']} ({s['dimensions']} dimensions)"
@@ -545,10 +568,14 @@ def cmd_spaces(settings: Settings, args) -> int:
 
 
 def cmd_cache(settings: Settings, args) -> int:
-    from embed_assets.lib.database import database_url
-    from embed_assets.lib.store import open_store
+    """The cache every collection shares: opened through the one named, or any."""
+    from embed_assets.lib.collections import declared_collections
 
-    with open_store(database_url(settings), settings) as store:
+    if args.collection is None and len(declared := declared_collections()) > 1:
+        collection = declared[0]
+    else:
+        collection = _collection(args)
+    with _open(settings, collection) as store:
         if args.cache_command == "clear":
             removed = store.cache_clear()
             _emit({"removed": removed}, args.json, f"removed {removed:,} cached embeddings")
@@ -617,9 +644,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser(
         "load",
-        help="upsert repository rows from CSV, JSON Lines or Parquet, or from GitHub's REST API",
+        help="upsert repository rows from CSV, JSON Lines or Parquet, or from GitHub's REST API; "
+        "for a files collection, scan its folder",
     )
-    source = load.add_mutually_exclusive_group(required=True)
+    source = load.add_mutually_exclusive_group()
     source.add_argument("path", nargs="?", help="a .csv, .jsonl/.ndjson or .parquet file")
     source.add_argument(
         "--github",
@@ -803,10 +831,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_sql.add_argument("statements", help="one or more statements, `;` between them")
     db_sql.set_defaults(run=cmd_db_sql)
 
-    for sub in (load, sync, status, search_parser, clusters, reset):
+    for sub in (load, sync, status, search_parser, clusters, reset, spaces):
         sub.add_argument(
             "--collection",
             help="the collection (a defs.yaml of the project); the default when there is one",
+        )
+    for sub in (cache_stats, cache_clear):
+        sub.add_argument(
+            "--collection", help="open the shared cache through this collection's store"
         )
     for sub in (
         load,

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
@@ -29,8 +30,10 @@ class ProjectPostgresStorage(DagsterPostgresStorage):
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value):
         # Event writes need not wait for the disk: an OS crash can lose the last instants of
         # run history, never the project's data (whose own connections commit synchronously).
+        # Options in the URL replace libpq's PGOPTIONS: those given there are kept.
+        options = " ".join(["-c synchronous_commit=off", os.environ.get("PGOPTIONS", "")])
         url = sqlalchemy_url(database_url(Settings.from_env()))
-        url += ("&" if "?" in url else "?") + "options=-c%20synchronous_commit%3Doff"
+        url += ("&" if "?" in url else "?") + "options=" + quote(options.strip())
         storage = cls(postgres_url=url, inst_data=inst_data)
         # dagster-postgres opens a new connection per query by default; a run over a range of
         # months stores hundreds of events, and ~4 ms of connecting each dominated a small sync.

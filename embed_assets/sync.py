@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import dagster as dg
 
 from embed_assets.components.collection import collection_definitions, sync_job_name
 from embed_assets.components.sensors import range_tags
-from embed_assets.defs.resources import resources_from
+from embed_assets.defs.resources import shared_definitions
 from embed_assets.lib.collections import Collection
 from embed_assets.lib.database import database_url
 from embed_assets.lib.errors import Failure
@@ -28,8 +29,12 @@ PARTITIONED_ASSETS = ("rows", "chunks", "embeddings")
 # month. Two Dagster settings (off by default) store those in batches and plan the range as one
 # event. The cost: a failed sync run does not mark each of its partitions failed in the UI (the run
 # itself shows failed, and the next sync retries it).
-os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
-os.environ.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "true")
+# Set for the sync's own runs only (`_batched_events`): set at import, they changed every later
+# run of the process, so that tests passed or failed by what an earlier test had imported.
+BATCHED_EVENTS = {
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # The one tag a sync adds to its runs, for the person reading the runs list: which process ran it.
 LAUNCHED_BY_TAG = "embed_assets/launched_by"
@@ -78,7 +83,7 @@ class Target:
         """Its definitions alone, with the shared resources: a sync runs one collection."""
         return dg.Definitions.merge(
             collection_definitions(self.name, settings, self.source, self.by_month),
-            dg.Definitions(resources=resources_from(settings), executor=dg.in_process_executor),
+            shared_definitions(settings),
         )
 
 
@@ -166,17 +171,30 @@ def _run(
     """One in-process run of the collection's sync job over `selection` (None: every asset); a
     failure raises SyncError naming the failing step's error."""
     job = definitions.resolve_job_def(sync_job_name(target.name))
-    result = job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config=QUIET,
-        asset_selection=selection,
-        tags=tags,
-        run_id=run_id,
-    )
+    with _batched_events():
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config=QUIET,
+            asset_selection=selection,
+            tags=tags,
+            run_id=run_id,
+        )
     if not result.success:
         raise SyncError(f"run {result.run_id} failed: {_failure(result)}")
     return result
+
+
+@contextmanager
+def _batched_events() -> Iterator[None]:
+    """BATCHED_EVENTS for the duration of a run, unless already set (by the user: kept)."""
+    added = {name: value for name, value in BATCHED_EVENTS.items() if name not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def end_runs_of_dead_processes(instance: dg.DagsterInstance, store: Store) -> list[str]:

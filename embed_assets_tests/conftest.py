@@ -4,6 +4,7 @@ import re
 import uuid
 import warnings
 
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -27,6 +28,10 @@ def database_url(tmp_path_factory) -> str:
         import pgserver
 
         server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete")
+    # In `public` before any test: a test's search path (below) starts with a schema of its own,
+    # where a first CREATE EXTENSION would put it, and drop it with that schema.
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
     yield server.get_uri()
     server.cleanup()
 
@@ -53,6 +58,13 @@ def settings(database_url, request, monkeypatch, tmp_path) -> Settings:
     )
     monkeypatch.setenv("EMBED_ASSETS_DATABASE_URL", database_url)
     monkeypatch.setenv("EMBED_ASSETS_SCHEMA", schema)
+    # Dagster's run storage (the project's dagster.yaml: this database) in a schema of the
+    # test's own, first on every connection's search path: runs recorded by one test (the newest
+    # materialised partition of `repositories/embeddings`...) are not seen by the next, so no
+    # test passes or fails by which ran before it. Our own SQL names its schemas.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(f"{schema}_dagster")))
+    monkeypatch.setenv("PGOPTIONS", f"-c search_path={schema}_dagster,public")
     current = Settings.from_env()
     yield current
     with open_store(database_url, current) as store:

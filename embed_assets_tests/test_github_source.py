@@ -208,8 +208,10 @@ def test_load_github_without_a_token_warns_and_a_bad_token_is_a_scrubbed_error(
 
 
 def test_load_needs_exactly_one_source_and_sensible_options(settings, capsys):
+    # No source: the repositories collection needs one (a files collection's load scans).
+    assert main(["load"]) == 2
+    assert "load: give a file, --github QUERY or --github-starred USER" in capsys.readouterr().err
     for argv, said in (
-        (["load"], "one of the arguments path --github --github-starred is required"),
         (["load", "x.csv", "--github", "q"], "not allowed with argument path"),
         (
             ["load", "--github", "q", "--github-starred", "alice"],

@@ -118,13 +118,17 @@ def freshness_of(embeddings: dg.AssetKey) -> Callable[[quality.Scope], quality.O
     def freshness(scope: quality.Scope) -> quality.Outcome:
         instance: dg.DagsterInstance = scope.instance
         partitions = instance.get_materialized_partitions(embeddings)
+        # No partitions (a files collection, a table with no time column): its one window.
         newest = max(partitions) if partitions else None
-        at = None
-        if newest is not None:
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=embeddings, asset_partitions=[newest]), limit=1
-            )
-            at = records.records[0].timestamp if records.records else None
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=embeddings, asset_partitions=[newest] if newest else None
+            ),
+            limit=1,
+        ).records
+        at = records[0].timestamp if records else None
+        if newest is None and records and records[0].partition_key is None:
+            newest = "all"
         return quality.freshness(newest, at, scope.settings)
 
     return freshness

@@ -31,6 +31,7 @@ from embed_assets.components.assets import collection_assets
 from embed_assets.components.checks import collection_checks
 from embed_assets.components.schedules import cluster_index_schedules
 from embed_assets.components.sensors import collection_sensors
+from embed_assets.defs.resources import shared_definitions
 from embed_assets.lib.collections import Collection
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import SourceKind
@@ -84,8 +85,13 @@ class EmbeddingCollection(dg.Component, dg.Resolvable, dg.Model):
             metadata=self.metadata,
             group_by=self.group_by,
         )
-        return collection_definitions(
-            self.name, settings, collection.source_kind(settings), collection.by_month
+        # With the shared resources, so that a user's project declaring collections needs no
+        # Python; equal settings give the same objects, which Dagster merges.
+        return dg.Definitions.merge(
+            collection_definitions(
+                self.name, settings, collection.source_kind(settings), collection.by_month
+            ),
+            shared_definitions(settings),
         )
 
 

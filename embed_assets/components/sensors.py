@@ -65,6 +65,7 @@ def collection_sensors(
             return poll(context, database)
         cursor = ChangeCursor.from_text(context.cursor)
         with database.open(table) as store:
+            assets.source.refresh_changes(store)  # a files collection scans its folder
             changes = read_changes(store, cursor, MAX_CHANGES_PER_TICK)
         if not changes.count:
             return dg.SensorResult(

@@ -5,14 +5,10 @@ when the definitions are built."""
 import dagster as dg
 
 from embed_assets.components.collection import build_settings
-from embed_assets.defs.resources import resources_from
+from embed_assets.defs.resources import shared_definitions
 
 
 @dg.definitions
 def shared() -> dg.Definitions:
-    return dg.Definitions(
-        resources=resources_from(build_settings()),
-        # The graph is a chain: a process per step bought no parallelism and
-        # cost seconds of imports per step (a 800-row sensor run took 56 s).
-        executor=dg.in_process_executor,
-    )
+    """Also given by each collection (the same objects): here for a project with none."""
+    return shared_definitions(build_settings())

@@ -19,6 +19,7 @@ from embed_assets.lib.database import database_url
 from embed_assets.lib.errors import UsageError
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import DeclarationError, SourceKind
+from embed_assets.lib.sources.files import declared_files_source
 from embed_assets.lib.sources.repositories import REPOSITORIES
 from embed_assets.lib.sources.table import declared_table_source
 from embed_assets.lib.store import catalog_store
@@ -27,7 +28,7 @@ COMPONENT_TYPE = "embed_assets.EmbeddingCollection"
 _OWN_DEFS = Path(__file__).resolve().parent.parent / "defs"
 # A collection's name is an asset key part and part of SQL names: letters, digits, underscores.
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
-SOURCE_KINDS = ("repositories", "table")
+SOURCE_KINDS = ("repositories", "table", "files")
 # What the repositories kind fixes of a declaration.
 REPOSITORIES_FIXED = {"key": "full_name", "time_column": "created_at"}
 
@@ -90,16 +91,23 @@ class Collection:
                 f"{self.name!r} is too long: the collection's schema "
                 f"{self.store_schema(settings)} would pass PostgreSQL's 63 characters",
             )
+        declared = (
+            self.key,
+            self.time_column,
+            self.text,
+            list(self.metadata),
+            self.group_by,
+        )
+        if kind == "files":
+            return declared_files_source(
+                self.path, self.store_schema(settings), self.source, *declared
+            )
         with catalog_store(database_url(settings), settings) as store:
             return declared_table_source(
                 store,
                 self.store_schema(settings),
                 self.source,
-                self.key,
-                self.time_column,
-                self.text,
-                list(self.metadata),
-                self.group_by,
+                *declared,
             )
 
 

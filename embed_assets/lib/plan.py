@@ -67,6 +67,7 @@ def plan_sync(settings: Settings, source: SourceKind, by_month: bool) -> SyncPla
         if spec is not None and not spec.triggers:
             months = set(store.changed_months_by_hash(spec)[0])
         else:
+            source.refresh_changes(store)  # a files collection scans its folder
             months = set(store.logged_change_months())
         months |= set(store.pending_months(space))
     if not by_month:

@@ -8,7 +8,7 @@ import yaml
 from dagster.components.testing import create_defs_folder_sandbox
 from psycopg import sql
 
-from embed_assets.defs.resources import resources_from
+from embed_assets.components.collection import building_with
 
 CUSTOMERS = ("acme", "globex", "initech")
 TOPICS = (
@@ -64,7 +64,7 @@ def ticket_collection(table: str, **overrides) -> dict:
 @contextmanager
 def declared(settings, attributes: dict, folder: str = "tickets"):
     """(definitions, project root) of a user's project declaring `attributes` in
-    `<folder>/defs.yaml`, with the resources it gives once for all its collections."""
+    `<folder>/defs.yaml`, built with `settings`; no resources written: the Component brings them."""
     document = {"type": "embed_assets.EmbeddingCollection", "attributes": attributes}
     with declared_yaml(settings, yaml.safe_dump(document), folder) as declared_defs:
         yield declared_defs
@@ -77,9 +77,7 @@ def declared_yaml(settings, text: str, folder: str):
         path = sandbox.defs_folder_path / folder
         path.mkdir()
         (path / "defs.yaml").write_text(text)
-        with sandbox.build_all_defs() as collections:
-            defs = dg.Definitions.merge(
-                collections, dg.Definitions(resources=resources_from(settings))
-            )
+        with building_with(settings), sandbox.build_all_defs() as collections:
+            defs = collections  # no resources written: the Component brings them
             dg.Definitions.validate_loadable(defs)
             yield defs, sandbox.project_root

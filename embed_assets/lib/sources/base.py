@@ -57,6 +57,11 @@ class SourceKind(ABC):
     def table_spec(self) -> TableSpec | None:
         """How a store of this kind's collection is laid out (None: the repositories one)."""
 
+    def refresh_changes(self, store: Store) -> object:
+        """Bring the change log up to date before it is read (a files kind scans its folder);
+        a kind whose source logs its own changes (triggers) or is polled does nothing."""
+        return None
+
     @abstractmethod
     def write_rows(self, store: Store, start: datetime, end: datetime) -> RowsWritten:
         """Bring the normalised rows of [start, end) up to date with the source, in one

@@ -13,7 +13,8 @@ Tables live in one schema (EMBED_ASSETS_SCHEMA):
 
 A `table` collection (`table.py`) has the same generic tables in a schema of its own
 (`<schema>_<collection>`), a `rows` table in place of `repositories`, and shares the embedding
-cache of the settings' schema.
+cache of the settings' schema. A `files` collection is a table collection whose source relation is
+its own `files` table, filled by scanning a folder (`files.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from embed_assets.lib.store.cache import CacheQueries
 from embed_assets.lib.store.checks import CheckQueries
 from embed_assets.lib.store.clusters import ClusterQueries
 from embed_assets.lib.store.duplicates import DuplicateQueries
+from embed_assets.lib.store.files import FileQueries, Seen
 from embed_assets.lib.store.github import GitHubQueries
 from embed_assets.lib.store.repositories import SOURCE_COLUMNS, RepositoryQueries
 from embed_assets.lib.store.reset import ResetQueries
@@ -56,6 +58,7 @@ __all__ = [
     "MODES",
     "SOURCE_COLUMNS",
     "DatabaseUnreachable",
+    "Seen",
     "Space",
     "Store",
     "StoreError",
@@ -75,6 +78,7 @@ class Store(
     SchemaQueries,
     RepositoryQueries,
     TableQueries,
+    FileQueries,
     RowQueries,
     VectorQueries,
     SearchQueries,

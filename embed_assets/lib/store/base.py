@@ -56,6 +56,8 @@ class TableSpec:
     metadata: tuple[str, ...] = ()
     group_by: str | None = None
     triggers: bool = True
+    # "files": the relation is the collection's own `files` table, filled by scanning a folder.
+    kind: str = "table"
 
     @property
     def watched(self) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from psycopg import sql
 
 from embed_assets.lib.store.base import StoreBase, StoreError, _ensured, _ensured_lock, _row_of
 from embed_assets.lib.store.repositories import TEXT_COLUMNS
+from embed_assets.lib.store.table import TRIGGER_VERSION
 
 MIN_PGVECTOR = (0, 5)
 SCHEMA_MARK = "embed_assets schema v10"  # change when the DDL below changes
@@ -95,6 +96,8 @@ class SchemaQueries(StoreBase):
     def _install_table(self) -> None:
         spec = self.table_spec
         self.execute(self._sql(_GENERIC_DDL + _SHARED_DDL, **self._generic_tables()))
+        if spec.kind == "files":
+            self.install_files_table()
         had_triggers = self.has_table_triggers(spec)
         self.install_table_source(spec)
         if spec.triggers and not had_triggers:
@@ -124,7 +127,8 @@ class SchemaQueries(StoreBase):
         declaration (other columns read) installs them again."""
         if self.table_spec is None:
             return SCHEMA_MARK
-        digest = hashlib.sha1(repr(self.table_spec).encode()).hexdigest()[:12]
+        described = repr(self.table_spec) + TRIGGER_VERSION
+        digest = hashlib.sha1(described.encode()).hexdigest()[:12]
         return f"{SCHEMA_MARK} table {digest}"
 
     def _upgrade_from_v7(self) -> None:

@@ -408,6 +408,7 @@ class VectorQueries(StoreBase):
             "chunks": chunks,
             "embeddings": embeddings,
             "pending": pending,
+            **({"rejected": self.count_rejected_files()} if spec and spec.kind == "files" else {}),
         }
 
     def space_counts(self, space: Space) -> tuple[int, int]:
