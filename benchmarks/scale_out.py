@@ -1,18 +1,23 @@
-"""Scale-out: N Dagster runs at once over disjoint months, each a separate process
-(`dagster asset materialize --partition-range`) against one PostgreSQL, calling one slow
+"""Scale-out: N Dagster runs at once over disjoint months against one PostgreSQL, calling one slow
 OpenAI-compatible server (in this process) that counts the tokens it receives, all drawing on one
-shared tokens-per-minute budget.
+shared tokens-per-minute budget; launched two ways, side by side.
 
     .venv/bin/python benchmarks/scale_out.py [--rows 6000] [--latency 0.5] [--tpm 2400000]
-                                             [--repeats 3]
+                          [--repeats 3] [--counts 1,2,4] [--modes processes,queue]
 
-For each N in 1, 2, 4: a fresh schema holds the same generated rows of 2024, chunked beforehand;
-then N processes materialise `embeddings` over N disjoint ranges of months that cover the year
-with about equal numbers of chunks (the `embedding_provider` pool allows 4 at once). Printed per
-N (the median of the repeats): texts/s at the server (texts received over the time from the first
-to the last request, which includes the seconds when the first run has started and the others
-not yet), the peak over any 10 s window (every run sending) in texts/s and tokens per minute, and
-the wall time of the runs (with each process's start-up). The budget line is the
+For each N: a fresh schema holds the same generated rows of 2024, chunked beforehand; then N runs
+materialise `repositories/embeddings` over N disjoint ranges of months that cover the year with
+about equal numbers of chunks. Both modes use a DAGSTER_HOME whose dagster.yaml is the project's,
+with the run queue's limits (all runs, backfill runs) and the `embedding_provider` pool set to N.
+- processes: N `dagster asset materialize --partition-range` processes, started at once.
+- queue: a `dagster-daemon run` (started before the clock starts, stopped after), and N backfills
+  launched as the UI launches them (benchmarks/run_queue.py); the daemon's backfill tick creates
+  the runs, its run queue starts them, each in its own process (DefaultRunLauncher).
+Printed per N and mode (the median of the repeats, which alternate the modes): texts/s at the
+server (texts received over the time from the first to the last request, which includes the
+seconds when the first run has started and the others not yet), the peak over any 10 s window
+(every run sending) in texts/s and tokens per minute, and the wall time from the start (the
+submission) until every run has succeeded; then the ratios queue/processes. The budget line is the
 tokens-per-minute limit, and the texts/s it allows at the texts' mean token count.
 Needs no network: an embedded PostgreSQL (pgserver) unless EMBED_ASSETS_DATABASE_URL is set.
 """
