@@ -92,12 +92,30 @@ def running_daemon(instance: dg.DagsterInstance, env: Mapping[str, str]) -> Iter
             daemon.wait()
 
 
+def stop_sensors_and_schedules(process: WorkspaceProcessContext) -> None:
+    """Switch off the code location's sensors and schedules, as the UI's toggles do: the change
+    sensor would otherwise launch a run of its own for the rows the benchmark loads."""
+    request = process.create_request_context()
+    for name in request.code_location_names:
+        for repo in request.get_code_location(name).get_repositories().values():
+            for sensor in repo.get_sensors():
+                process.instance.stop_sensor(
+                    sensor.get_remote_origin_id(), sensor.selector_id, sensor
+                )
+            for schedule in repo.get_schedules():
+                process.instance.stop_schedule(
+                    schedule.get_remote_origin_id(), schedule.selector_id, schedule
+                )
+
+
 @contextmanager
 def backfill_launcher(instance: dg.DagsterInstance):
     """A function that launches a backfill of `asset` over a list of partition keys, as the UI
-    does (the GraphQL mutation against the loaded workspace) and returns its id."""
+    does (the GraphQL mutation against the loaded workspace) and returns its id. The code
+    location's sensors and schedules are off first (`stop_sensors_and_schedules`)."""
     schema = create_schema()
     with WorkspaceProcessContext(instance, WorkspaceFileTarget(paths=[str(WORKSPACE)])) as process:
+        stop_sensors_and_schedules(process)
 
         def launch(asset: dg.AssetKey, partition_keys: list[str]) -> str:
             params = {

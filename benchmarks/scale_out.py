@@ -155,8 +155,8 @@ def queued_runs(env: dict[str, str], n: int) -> Iterator[Callable]:
     os.environ.update(env)  # the workspace this process loads to launch the backfills
     with (
         dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance,
-        run_queue.running_daemon(instance, env),
         run_queue.backfill_launcher(instance) as launch,
+        run_queue.running_daemon(instance, env),
     ):
 
         def run(spans: list[tuple[int, int]]) -> dict:

@@ -152,6 +152,7 @@ def test_dagster_yaml_loads_through_dagsters_instance_schema_and_builds_the_inst
         assert concurrency.pool_config.default_pool_limit == 1
         # Dagster's defaults, relied on by the comments and the run-queue benchmark.
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_use_threads  # N queued runs launch at once
         assert isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         assert concurrency.run_queue_config.max_concurrent_runs == 4
         assert [limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits] == [
