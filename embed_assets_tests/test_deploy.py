@@ -230,6 +230,7 @@ def render_instance(values: dict) -> dict:
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
+            "config": _snake_keys(daemon["runCoordinator"]["config"]["queuedRunCoordinator"]),
         },
         "concurrency": {
             "pools": _snake_keys(concurrency["pools"]),
