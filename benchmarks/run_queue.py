@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 import yaml
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.schema import create_schema
@@ -38,6 +39,7 @@ mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
 }
 """
 FAILED = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+FAILED_BACKFILL = {BulkActionStatus.FAILED, BulkActionStatus.FAILING, BulkActionStatus.CANCELED}
 
 
 def write_home(home: Path, runs: int) -> None:
@@ -156,6 +158,10 @@ def wait_for_backfills(
         failed = [run for run in runs if run.status in FAILED]
         if failed:
             raise SystemExit(f"run {failed[0].run_id} ended {failed[0].status.value}")
+        for backfill_id in backfill_ids:  # one that failed before making its run
+            backfill = instance.get_backfill(backfill_id)
+            if backfill is not None and backfill.status in FAILED_BACKFILL:
+                raise SystemExit(f"backfill {backfill_id} {backfill.status.value}")
         if len(runs) >= len(backfill_ids) and all(
             run.status == dg.DagsterRunStatus.SUCCESS for run in runs
         ):
