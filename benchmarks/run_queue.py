@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import dagster as dg
@@ -90,8 +90,11 @@ def running_daemon(instance: dg.DagsterInstance, env: Mapping[str, str]) -> Iter
         try:
             daemon.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            pass
+        # A code server that outlived its daemon (one in four did here) is ended too.
+        with suppress(ProcessLookupError):
             os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
+        daemon.wait()
 
 
 def stop_sensors_and_schedules(process: WorkspaceProcessContext) -> None:
