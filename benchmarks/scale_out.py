@@ -1,18 +1,23 @@
-"""Scale-out: N Dagster runs at once over disjoint months, each a separate process
-(`dagster asset materialize --partition-range`) against one PostgreSQL, calling one slow
+"""Scale-out: N Dagster runs at once over disjoint months against one PostgreSQL, calling one slow
 OpenAI-compatible server (in this process) that counts the tokens it receives, all drawing on one
-shared tokens-per-minute budget.
+shared tokens-per-minute budget; launched two ways, side by side.
 
     .venv/bin/python benchmarks/scale_out.py [--rows 6000] [--latency 0.5] [--tpm 2400000]
-                                             [--repeats 3]
+                          [--repeats 3] [--counts 1,2,4] [--modes processes,queue]
 
-For each N in 1, 2, 4: a fresh schema holds the same generated rows of 2024, chunked beforehand;
-then N processes materialise `embeddings` over N disjoint ranges of months that cover the year
-with about equal numbers of chunks (the `embedding_provider` pool allows 4 at once). Printed per
-N (the median of the repeats): texts/s at the server (texts received over the time from the first
-to the last request, which includes the seconds when the first run has started and the others
-not yet), the peak over any 10 s window (every run sending) in texts/s and tokens per minute, and
-the wall time of the runs (with each process's start-up). The budget line is the
+For each N: a fresh schema holds the same generated rows of 2024, chunked beforehand; then N runs
+materialise `repositories/embeddings` over N disjoint ranges of months that cover the year with
+about equal numbers of chunks. Both modes use a DAGSTER_HOME whose dagster.yaml is the project's,
+with the run queue's limits (all runs, backfill runs) and the `embedding_provider` pool set to N.
+- processes: N `dagster asset materialize --partition-range` processes, started at once.
+- queue: a `dagster-daemon run` (started before the clock starts, stopped after), and N backfills
+  launched as the UI launches them (benchmarks/run_queue.py); the daemon's backfill tick creates
+  the runs, its run queue starts them, each in its own process (DefaultRunLauncher).
+Printed per N and mode (the median of the repeats, which alternate the modes): texts/s at the
+server (texts received over the time from the first to the last request, which includes the
+seconds when the first run has started and the others not yet), the peak over any 10 s window
+(every run sending) in texts/s and tokens per minute, and the wall time from the start (the
+submission) until every run has succeeded; then the ratios queue/processes. The budget line is the
 tokens-per-minute limit, and the texts/s it allows at the texts' mean token count.
 Needs no network: an embedded PostgreSQL (pgserver) unless EMBED_ASSETS_DATABASE_URL is set.
 """
@@ -27,6 +32,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
 
+from benchmarks import run_queue  # noqa: E402
 from embed_assets.lib import pipeline  # noqa: E402
 from embed_assets.lib.database import database_url, stop_embedded  # noqa: E402
 from embed_assets.lib.providers import estimate_tokens  # noqa: E402
@@ -77,7 +85,7 @@ def prepare(url: str, schema: str, rows: int) -> tuple[Settings, list[int]]:
     start, end = datetime(YEAR, 1, 1, tzinfo=UTC), datetime(YEAR + 1, 1, 1, tzinfo=UTC)
     with open_store(url, settings) as store:
         upsert_rows(store, [r for r in parsed if isinstance(r, SourceRow)])
-        pipeline.sync_repositories(store, start, end)
+        pipeline.sync_rows(store, start, end)
         pipeline.sync_chunks(store, start, end, settings.chunk_chars, settings.chunk_overlap)
         counts = [store.count_in_window("chunks", month(m), month(m + 1)) for m in range(1, 13)]
     return settings, counts
@@ -99,7 +107,69 @@ def busiest(server: FakeEmbeddingServer, window: float) -> tuple[float, float]:
     return texts, tokens
 
 
-def run_once(url: str, n: int, args: argparse.Namespace, home: Path) -> dict:
+EMBEDDINGS = dg.AssetKey(["repositories", "embeddings"])
+
+
+def month_keys(first: int, last: int) -> list[str]:
+    return [f"{YEAR}-{m:02d}-01" for m in range(first, last + 1)]
+
+
+@contextmanager
+def separate_processes(env: dict[str, str], n: int) -> Iterator[Callable]:
+    """N `dagster asset materialize` processes, one per range, each its own run."""
+
+    def run(spans: list[tuple[int, int]]) -> dict:
+        runs = [
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "dagster"),
+                    "asset",
+                    "materialize",
+                    "-m",
+                    "embed_assets.definitions",
+                    "--select",
+                    EMBEDDINGS.to_user_string(),
+                    "--partition-range",
+                    f"{YEAR}-{first:02d}-01...{YEAR}-{last:02d}-01",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for first, last in spans
+        ]
+        for process in runs:
+            err = process.stderr.read()
+            if process.wait() != 0:
+                raise SystemExit(f"a run failed:\n{err[-3000:]}")
+        return {}
+
+    yield run
+
+
+@contextmanager
+def queued_runs(env: dict[str, str], n: int) -> Iterator[Callable]:
+    """A daemon (started before the clock starts) and N backfills submitted to its queue."""
+    os.environ.update(env)  # the workspace this process loads to launch the backfills
+    with (
+        dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance,
+        run_queue.backfill_launcher(instance) as launch,
+        run_queue.running_daemon(instance, env),
+    ):
+
+        def run(spans: list[tuple[int, int]]) -> dict:
+            ids = [launch(EMBEDDINGS, month_keys(first, last)) for first, last in spans]
+            return run_queue.wait_for_backfills(instance, ids)
+
+        yield run
+
+
+MODES = {"processes": separate_processes, "queue": queued_runs}
+
+
+def run_once(url: str, n: int, args: argparse.Namespace, home: Path, mode: str) -> dict:
     schema = f"scale_{n}_{uuid.uuid4().hex[:6]}"
     settings, counts = prepare(url, schema, args.rows)
     with FakeEmbeddingServer(dimensions=args.dimensions, latency=args.latency) as server:
@@ -116,40 +186,17 @@ def run_once(url: str, n: int, args: argparse.Namespace, home: Path) -> dict:
             "EMBED_ASSETS_MAX_CONCURRENCY": str(args.concurrency),
             "EMBED_ASSETS_TOKENS_PER_MINUTE": str(args.tpm),
         }
-        began = time.perf_counter()
-        runs = [
-            subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "dagster"),
-                    "asset",
-                    "materialize",
-                    "-m",
-                    "embed_assets.definitions",
-                    "--select",
-                    "embeddings",
-                    "--partition-range",
-                    f"{YEAR}-{first:02d}-01...{YEAR}-{last:02d}-01",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for first, last in ranges(counts, n)
-        ]
-        for run in runs:
-            err = run.stderr.read()
-            if run.wait() != 0:
-                raise SystemExit(f"a run failed:\n{err[-3000:]}")
-        wall = time.perf_counter() - began
+        with MODES[mode](env, n) as run:
+            began = time.perf_counter()
+            result = run(ranges(counts, n))
+            wall = time.perf_counter() - began
         ok = [r for r in server.requests if r.status == 200]
         texts = sum(len(r.texts) for r in ok)
         tokens = sum(estimate_tokens(t) for r in ok for t in r.texts)
         span = max(r.arrived for r in ok) - min(r.arrived for r in ok)
         peak_texts, peak_tokens = busiest(server, WINDOW)
         largest = max(sum(map(estimate_tokens, r.texts)) for r in ok)
-        result = {
+        result |= {
             # What the budget allows in any WINDOW: its share, plus one request (the burst).
             "bound_tokens_per_minute": (args.tpm * WINDOW / 60 + largest) * 60 / WINDOW,
             "texts": texts,
@@ -175,47 +222,79 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="requests in flight per run")
     parser.add_argument("--dimensions", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--counts", default="1,2,4", help="numbers of runs at once")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)}")
     args = parser.parse_args()
     embedded = None if os.environ.get("EMBED_ASSETS_DATABASE_URL") else Path(tempfile.mkdtemp())
     url = os.environ.get("EMBED_ASSETS_DATABASE_URL") or database_url(Settings(home=embedded))
-    home = Path(tempfile.mkdtemp(prefix="scale_out_dagster_"))
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     os.environ["EMBED_ASSETS_DATABASE_URL"] = url
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        # The pool of the embeddings step: 4 runs may call the provider at once here.
-        instance.event_log_storage.set_concurrency_slots("embedding_provider", 4)
     print(
         f"command: .venv/bin/python benchmarks/scale_out.py --rows {args.rows} --latency "
         f"{args.latency} --tpm {args.tpm} --batch-size {args.batch_size} --concurrency "
-        f"{args.concurrency} --dimensions {args.dimensions} --repeats {args.repeats}"
+        f"{args.concurrency} --dimensions {args.dimensions} --repeats {args.repeats} "
+        f"--counts {args.counts} --modes {args.modes}"
     )
     print(
         f"server: {args.latency * 1000:.0f} ms per request; each run: batches of "
         f"{args.batch_size}, {args.concurrency} in flight; shared budget {args.tpm:,} tokens/min"
     )
     try:
-        report(url, args, home)
+        report(url, args)
     finally:
         if embedded is not None:
             stop_embedded(embedded)
 
 
-def report(url: str, args: argparse.Namespace, home: Path) -> None:
-    for n in COUNTS:
-        results = [run_once(url, n, args, home) for _ in range(args.repeats)]
-        median = {k: statistics.median(r[k] for r in results) for k in results[0] if k != "pending"}
-        budget_texts = args.tpm / 60 / median["tokens_per_text"]
-        print(
-            f"N={n}: {median['texts_per_second']:,.0f} texts/s first to last request, peak "
-            f"{median['peak_texts_per_second']:,.0f} texts/s and "
-            f"{median['peak_tokens_per_minute']:,.0f} tokens/min in {WINDOW:.0f} s (highest of "
-            f"the repeats {max(r['peak_tokens_per_minute'] for r in results):,.0f}; the "
-            f"bound, budget + one request: {median['bound_tokens_per_minute']:,.0f}); wall "
-            f"{median['wall']:.1f} s for {median['texts']:,.0f} texts; budget {args.tpm:,} "
-            f"tokens/min = {budget_texts:,.0f} texts/s; pending after: "
-            f"{[r['pending'] for r in results]}; texts/s of each repeat "
-            f"{[round(r['texts_per_second']) for r in results]}"
-        )
+def report(url: str, args: argparse.Namespace) -> None:
+    modes = args.modes.split(",")
+    for n in map(int, args.counts.split(",")):
+        # Both modes' DAGSTER_HOMEs: the production dagster.yaml with the run queue's limits set
+        # to N. Their storage is the same database, so the pool's N slots are both modes'.
+        home = Path(tempfile.mkdtemp(prefix=f"scale_out_dagster_{n}_"))
+        run_queue.write_home(home, n)
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            run_queue.set_pool(instance, n)
+        # The modes alternate within each repeat, so that both see the same load of the machine.
+        results = {mode: [] for mode in modes}
+        for _ in range(args.repeats):
+            for mode in modes:
+                results[mode].append(run_once(url, n, args, home, mode))
+        medians = {mode: median_of(rs) for mode, rs in results.items()}
+        for mode in modes:
+            print(summary(n, mode, results[mode], medians[mode], args.tpm))
+        if len(modes) == 2:
+            first, second = (medians[m] for m in modes)
+            print(
+                f"N={n} {modes[1]}/{modes[0]}: texts/s "
+                f"{second['texts_per_second'] / first['texts_per_second']:.2f}, wall "
+                f"{second['wall'] / first['wall']:.2f}"
+            )
+
+
+def median_of(results: list[dict]) -> dict:
+    return {k: statistics.median(r[k] for r in results) for k in results[0] if k != "pending"}
+
+
+def summary(n: int, mode: str, results: list[dict], median: dict, tpm: int) -> str:
+    budget_texts = tpm / 60 / median["tokens_per_text"]
+    queued = (
+        f" (the last run created by the backfill daemon {median['created']:.1f} s after the "
+        f"submission)"
+        if "created" in median
+        else ""
+    )
+    return (
+        f"N={n} {mode}: {median['texts_per_second']:,.0f} texts/s first to last request, peak "
+        f"{median['peak_texts_per_second']:,.0f} texts/s and "
+        f"{median['peak_tokens_per_minute']:,.0f} tokens/min in {WINDOW:.0f} s (highest of "
+        f"the repeats {max(r['peak_tokens_per_minute'] for r in results):,.0f}; the "
+        f"bound, budget + one request: {median['bound_tokens_per_minute']:,.0f}); wall "
+        f"{median['wall']:.1f} s{queued} for {median['texts']:,.0f} texts; budget {tpm:,} "
+        f"tokens/min = {budget_texts:,.0f} texts/s; pending after: "
+        f"{[r['pending'] for r in results]}; texts/s of each repeat "
+        f"{[round(r['texts_per_second']) for r in results]}; wall of each repeat "
+        f"{[round(r['wall'], 1) for r in results]}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 import yaml
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
@@ -149,6 +150,10 @@ def test_dagster_yaml_loads_through_dagsters_instance_schema_and_builds_the_inst
     with project_instance(settings) as instance:  # what `dagster dev` and the CLI build from it
         concurrency = instance.get_concurrency_config()
         assert concurrency.pool_config.default_pool_limit == 1
+        # Dagster's defaults, relied on by the comments and the run-queue benchmark.
+        assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
+        assert instance.run_coordinator.dequeue_use_threads  # N queued runs launch at once
+        assert isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         assert concurrency.run_queue_config.max_concurrent_runs == 4
         assert [limit["key"] for limit in concurrency.run_queue_config.tag_concurrency_limits] == [
             "dagster/backfill"
@@ -225,6 +230,7 @@ def render_instance(values: dict) -> dict:
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
+            "config": _snake_keys(daemon["runCoordinator"]["config"]["queuedRunCoordinator"]),
         },
         "concurrency": {
             "pools": _snake_keys(concurrency["pools"]),
