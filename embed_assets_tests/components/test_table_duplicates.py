@@ -2,6 +2,7 @@
 one group (customer), the cluster_index asset reports them, and `clusters --group` /
 `clusters --duplicates --group` list one customer's."""
 
+import dataclasses
 import json
 
 import dagster as dg
@@ -18,13 +19,16 @@ def listed(capsys, *argv) -> list:
 
 def test_duplicates_and_clusters_per_group(settings, store, capsys, monkeypatch):
     # Tickets of one topic differ by their number only: 0.85-0.95 similar with the offline model.
-    monkeypatch.setenv("EMBED_ASSETS_NEAR_DUPLICATE_THRESHOLD", "0.85")  # read by the Component
+    monkeypatch.setenv("EMBED_ASSETS_NEAR_DUPLICATE_THRESHOLD", "0.85")  # the CLI's
     table = make_tickets(store, f"{settings.schema}_src", 120)
     customer = dict(
         store.execute(f"SELECT id::text, customer FROM {table}").fetchall()  # noqa: S608
     )
     with (
-        declared(settings, ticket_collection(table)) as (defs, project),
+        declared(
+            dataclasses.replace(settings, near_duplicate_threshold=0.85),
+            ticket_collection(table),
+        ) as (defs, project),
         dg.instance_for_test() as instance,
     ):
         monkeypatch.chdir(project)

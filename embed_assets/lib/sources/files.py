@@ -28,7 +28,11 @@ from pathlib import Path
 from embed_assets.lib.sources.base import DeclarationError, RowsWritten
 from embed_assets.lib.sources.table import TableSource
 from embed_assets.lib.store import Seen, Store, TableSpec
+from embed_assets.lib.store.table import UNPARTITIONED_TIME
 from embed_assets.lib.text import template_fields
+
+_UNPARTITIONED = datetime.fromisoformat(UNPARTITIONED_TIME)
+ONE_MONTH = datetime(_UNPARTITIONED.year, _UNPARTITIONED.month, 1, tzinfo=UTC)
 
 TEXT_FIELDS = ("path", "name", "suffix", "content")  # what a template may name
 METADATA_FIELDS = ("path", "name", "suffix", "size", "mtime")
@@ -130,7 +134,8 @@ class FilesSource(TableSource):
             added=written.added,
             updated=written.updated,
             deleted=written.deleted,
-            rejected=store.rejected_files(),
+            # Files have no time: a rejected one counts in the one window's month.
+            rejected=[(path, reason, ONE_MONTH) for path, reason in store.rejected_files()],
         )
 
     def matching(self) -> Iterator[tuple[str, Path]]:
