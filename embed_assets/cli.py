@@ -63,11 +63,6 @@ def load_rows(settings: Settings, rows: Sequence[SourceRow]) -> dict:
         return upsert_rows(store, rows)
 
 
-def _load_error(message: str) -> int:
-    print(f"embed-assets: error: {message}", file=sys.stderr)
-    return 2
-
-
 def _load_github(settings: Settings, args, began: float) -> int:
     """`load --github QUERY` / `--github-starred USER`: fetch [since, until) and upsert it."""
     from embed_assets.lib.database import database_url
@@ -76,11 +71,11 @@ def _load_github(settings: Settings, args, began: float) -> int:
     from embed_assets.lib.store import open_store
 
     if args.time_column:
-        return _load_error(
+        raise UsageError(
             "--time-column applies to a file load; GitHub rows are placed by their created_at"
         )
     if args.github is not None and window_qualifier_in(args.github):
-        return _load_error(
+        raise UsageError(
             f"--github {args.github!r} has its own created: qualifier; give the "
             "window with --since and --until"
         )
@@ -91,12 +86,12 @@ def _load_github(settings: Settings, args, began: float) -> int:
     )
     since, until = args.since or earliest, args.until or tomorrow
     if since < earliest:
-        return _load_error(
+        raise UsageError(
             f"--since {since.isoformat()} is before the first partition "
             f"(EMBED_ASSETS_PARTITION_START={settings.partition_start})"
         )
     if until <= since:
-        return _load_error(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
+        raise UsageError(f"--until {until.isoformat()} is not after --since {since.isoformat()}")
     token = os.environ.get(GITHUB_TOKEN_VARIABLE) or None
     if token is None:
         _progress(
@@ -120,7 +115,7 @@ def _load_github(settings: Settings, args, began: float) -> int:
         ):
             loaded = load_github(store, client, since, until, **source)
     except GitHubError as error:
-        return _load_error(str(error))
+        raise UsageError(str(error)) from None
     _progress(f"{loaded.describe()} in {time.perf_counter() - began:.1f} s")
     _report_rejects(loaded.rejected)
     summary = loaded.summary()
@@ -176,20 +171,20 @@ def cmd_load(settings: Settings, args) -> int:
     if kind == "files":
         return _scan_files(settings, collection, args)
     if kind != "repositories":
-        return _load_error(
+        raise UsageError(
             f"--collection: {args.collection} reads its own table; load fills the repositories "
             "source table"
         )
     if args.path is None and args.github is None and args.github_starred is None:
-        return _load_error("load: give a file, --github QUERY or --github-starred USER")
+        raise UsageError("load: give a file, --github QUERY or --github-starred USER")
     if args.github is not None or args.github_starred is not None:
         if args.replace or args.prune:
-            return _load_error(
+            raise UsageError(
                 "--replace and --prune apply to a file load; a GitHub load writes whole rows"
             )
         return _load_github(settings, args, began)
     if args.since or args.until:
-        return _load_error("--since and --until apply to --github and --github-starred")
+        raise UsageError("--since and --until apply to --github and --github-starred")
     from embed_assets.lib.database import database_url
     from embed_assets.lib.sources.loader import read_source_file, upsert_file
     from embed_assets.lib.store import open_store
@@ -212,13 +207,13 @@ def cmd_load(settings: Settings, args) -> int:
 
 def _sync(settings: Settings, collection: Collection, clusters: bool = True) -> dict:
     """Plan without Dagster; import it and run only when there is work."""
-    from embed_assets.lib.plan import count_vectors, plan_sync
+    from embed_assets.lib.plan import plan_sync
 
     _progress("reading the change log")
     source = collection.source_kind(settings)
     plan = plan_sync(settings, source, collection.by_month)
     if not plan.keys:
-        return plan.idle_report(count_vectors(settings, source, plan.space))
+        return plan.idle_report()
     from embed_assets.instance import project_instance
     from embed_assets.sync import Target, sync
 
@@ -251,12 +246,7 @@ def cmd_status(settings: Settings, args) -> int:
     collection = _collection(args)
     with _open(settings, collection) as store:
         status = store.status(store.active_space())
-        checks = evaluate_store(
-            store,
-            collection.name,
-            collection.source.get("kind") == "repositories",
-            settings.chunk_chars,
-        )
+        checks = evaluate_store(store, collection.name, settings.chunk_chars)
     human = (
         [f"{k:>13}  {v:,}" for k, v in status.items()]
         + ["", "checks over the whole store"]
@@ -405,7 +395,7 @@ def cmd_reset(settings: Settings, args) -> int:
         from embed_assets.lib.demo import demo_store
 
         if args.collection:
-            return _load_error("--demo empties the demo's store; --collection names another")
+            raise UsageError("--demo empties the demo's store; --collection names another")
         collection, settings = demo_store(settings, declared_collections())
     else:
         collection = _collection(args)
@@ -421,7 +411,7 @@ def cmd_reset(settings: Settings, args) -> int:
         )
         if not args.yes:
             if not sys.stdin.isatty():
-                return _load_error(f"reset would empty {what}; give --yes to confirm")
+                raise UsageError(f"reset would empty {what}; give --yes to confirm")
             answer = input(f"Empty {what} ({kept})? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("nothing deleted", file=sys.stderr)

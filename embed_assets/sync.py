@@ -108,8 +108,7 @@ def sync(
         plan = plan_sync(settings, target.source, target.by_month)
     keys = plan.keys
     if not keys:
-        with target.open(settings) as store:
-            return plan.idle_report(store.count_vectors(plan.space))
+        return plan.idle_report()
     tags = {}
     if target.by_month:
         all_keys = month_keys(settings.partition_start_date)

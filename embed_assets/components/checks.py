@@ -18,13 +18,7 @@ import dagster as dg
 from embed_assets.components.assets import CollectionAssets
 from embed_assets.defs.resources import DatabaseResource
 from embed_assets.lib import quality
-from embed_assets.lib.checks import (
-    CHUNK_CHECKS,
-    CLUSTER_CHECKS,
-    EMBEDDING_CHECKS,
-    REPOSITORY_CHECKS,
-    Check,
-)
+from embed_assets.lib.checks import Check, store_checks
 from embed_assets.lib.quality import WARN
 from embed_assets.lib.store import TableSpec
 
@@ -144,10 +138,9 @@ def collection_checks(assets: CollectionAssets) -> list[dg.AssetChecksDefinition
         "The newest partition was materialised within EMBED_ASSETS_CHECK_MAX_AGE_HOURS",
     )
     chunk_chars, table = assets.settings.chunk_chars, assets.source.table_spec
-    # The repositories kind validates its rows; a table's rows are what its columns say.
-    rows = [asset_checks(assets.rows, REPOSITORY_CHECKS, chunk_chars)] if table is None else []
-    return rows + [
-        asset_checks(assets.chunks, CHUNK_CHECKS, chunk_chars, table),
-        asset_checks(assets.embeddings, [*EMBEDDING_CHECKS, freshness], chunk_chars, table),
-        asset_checks(assets.cluster_index, CLUSTER_CHECKS, chunk_chars, table),
+    by_asset = store_checks(repositories=table is None)
+    by_asset["embeddings"] = [*by_asset["embeddings"], freshness]
+    return [
+        asset_checks(getattr(assets, name), checks, chunk_chars, table)
+        for name, checks in by_asset.items()
     ]

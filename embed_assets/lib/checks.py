@@ -162,12 +162,12 @@ def store_checks(repositories: bool) -> dict[str, list[Check]]:
     return ({"rows": REPOSITORY_CHECKS} if repositories else {}) | by_asset
 
 
-def evaluate_store(store: Store, collection: str, repositories: bool, chunk_chars: int) -> list:
+def evaluate_store(store: Store, collection: str, chunk_chars: int) -> list:
     """Every store check of a collection over all of its rows: {"asset", "name", "passed",
     "severity", "description"}, in the order the assets run."""
     scope = quality.Scope(store, quality.Window(), quality.QualitySettings.from_env(), chunk_chars)
     results = []
-    for asset, checks in store_checks(repositories).items():
+    for asset, checks in store_checks(repositories=store.table_spec is None).items():
         for check in checks:
             outcome = check.evaluate(scope)
             results.append(

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -21,15 +21,10 @@ from embed_assets.lib.settings import Settings
 from embed_assets.lib.sources.base import SourceKind
 from embed_assets.lib.sources.repositories import REPOSITORIES
 from embed_assets.lib.store import Space, Store
+from embed_assets.lib.store.base import month_of
 from embed_assets.lib.text import bounded
 
 PAGE_SIZE = 10_000  # chunks read, embedded and staged at a time: bounds memory for any backfill
-
-
-def month_of(moment: datetime) -> datetime:
-    """The start (UTC) of the month holding `moment`, as the store's date_trunc gives it."""
-    moment = moment.astimezone(UTC)
-    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,16 @@ class SyncPlan:
     keys: list[str]  # partition keys with work, oldest first; [ALL] for a collection without
     by_month: bool
     began: float  # perf_counter when planning began: the sync's seconds count from it
+    vectors: int | None  # in the space, counted when there is no work (the idle report's)
 
-    def idle_report(self, vectors: int) -> dict:
+    def idle_report(self) -> dict:
         """The report of a sync that found nothing to do."""
         return {
             "partitions": 0,
             "changed_partitions": 0,
             "embedded": 0,
             "deleted": 0,
-            "unchanged": vectors,
+            "unchanged": self.vectors,
             "seconds": round(time.perf_counter() - self.began, 3),
         }
 
@@ -70,13 +71,11 @@ def plan_sync(settings: Settings, source: SourceKind, by_month: bool) -> SyncPla
             source.refresh_changes(store)  # a files collection scans its folder
             months = set(store.logged_change_months())
         months |= set(store.pending_months(space))
-    if not by_month:
-        return SyncPlan(space, [ALL] if months else [], False, began)
-    valid = set(month_keys(settings.partition_start_date))
-    keys = sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
-    return SyncPlan(space, keys, True, began)
-
-
-def count_vectors(settings: Settings, source: SourceKind, space: Space) -> int:
-    with open_store(database_url(settings), settings, source.table_spec) as store:
-        return store.count_vectors(space)
+        if not by_month:
+            keys = [ALL] if months else []
+        else:
+            valid = set(month_keys(settings.partition_start_date))
+            keys = sorted({m.strftime("%Y-%m-%d") for m in months} & valid)
+        # The idle report's count, on this connection: a no-op sync opens no other.
+        vectors = None if keys else store.count_vectors(space)
+    return SyncPlan(space, keys, by_month, began, vectors)

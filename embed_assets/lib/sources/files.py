@@ -28,11 +28,11 @@ from pathlib import Path
 from embed_assets.lib.sources.base import DeclarationError, RowsWritten
 from embed_assets.lib.sources.table import TableSource
 from embed_assets.lib.store import Seen, Store, TableSpec
+from embed_assets.lib.store.base import month_of
 from embed_assets.lib.store.table import UNPARTITIONED_TIME
 from embed_assets.lib.text import template_fields
 
-_UNPARTITIONED = datetime.fromisoformat(UNPARTITIONED_TIME)
-ONE_MONTH = datetime(_UNPARTITIONED.year, _UNPARTITIONED.month, 1, tzinfo=UTC)
+ONE_MONTH = month_of(datetime.fromisoformat(UNPARTITIONED_TIME))  # of every file's row
 
 TEXT_FIELDS = ("path", "name", "suffix", "content")  # what a template may name
 METADATA_FIELDS = ("path", "name", "suffix", "size", "mtime")

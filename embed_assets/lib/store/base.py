@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
@@ -73,6 +73,12 @@ class Upserted:
     updated: Counter
 
 
+def month_of(moment: datetime) -> datetime:
+    """The start (UTC) of the month holding `moment`, as the store's date_trunc gives it."""
+    moment = moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, 1, tzinfo=UTC)
+
+
 def by_month(rows: Iterable[Sequence]) -> Counter:
     """How many rows fall in each month: rows whose last column is a month (UTC)."""
     return Counter(row[-1] for row in rows)
@@ -122,6 +128,18 @@ class StoreBase:
 
     def _sql(self, template: str, **identifiers) -> sql.Composed:
         return sql.SQL(template).format(**identifiers)
+
+    def _count_by_month(
+        self, relation: sql.Composable, time: sql.Composable, start: datetime, end: datetime
+    ) -> Counter:
+        """Rows of `relation` whose `time` falls in [start, end), by month (UTC)."""
+        query = self._sql(
+            "SELECT date_trunc('month', {time}, 'UTC'), count(*) FROM {relation} "
+            "WHERE {time} >= %s AND {time} < %s GROUP BY 1",
+            relation=relation,
+            time=time,
+        )
+        return Counter(dict(self.execute(query, (start, end)).fetchall()))
 
     def execute(self, query, params=None, *, binary: bool = False) -> psycopg.Cursor:
         """`binary` for results holding vectors: pgvector parses the text format in Python, ~50x

@@ -147,18 +147,7 @@ class RepositoryQueries(StoreBase):
 
     def source_months(self, start: datetime, end: datetime) -> Counter:
         """Source rows of [start, end) by month (UTC) of their created_at."""
-        return Counter(
-            dict(
-                self.execute(
-                    self._sql(
-                        "SELECT date_trunc('month', created_at, 'UTC'), count(*) FROM {source} "
-                        "WHERE created_at >= %s AND created_at < %s GROUP BY 1",
-                        source=self.source,
-                    ),
-                    (start, end),
-                ).fetchall()
-            )
-        )
+        return self._count_by_month(self.source, sql.Identifier("created_at"), start, end)
 
     def count_source(self, start: datetime | None = None, end: datetime | None = None) -> int:
         if start is None:

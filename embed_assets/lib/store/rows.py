@@ -36,18 +36,7 @@ class RowQueries(StoreBase):
 
     def count_by_month(self, table: str, start: datetime, end: datetime) -> Counter:
         """Rows of `table` in [start, end), by month (UTC) of their row_time."""
-        return Counter(
-            dict(
-                self.execute(
-                    self._sql(
-                        "SELECT date_trunc('month', row_time, 'UTC'), count(*) FROM {table} "
-                        "WHERE row_time >= %s AND row_time < %s GROUP BY 1",
-                        table=self.t(table),
-                    ),
-                    (start, end),
-                ).fetchall()
-            )
-        )
+        return self._count_by_month(self.t(table), sql.Identifier("row_time"), start, end)
 
     # -- chunks ------------------------------------------------------------------------------
     def write_chunks(

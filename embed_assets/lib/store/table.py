@@ -247,19 +247,8 @@ class TableQueries(StoreBase):
 
     def table_source_months(self, spec: TableSpec, start: datetime, end: datetime) -> Counter:
         """Source rows of [start, end) by month (UTC) of their time."""
-        return Counter(
-            dict(
-                self.execute(
-                    self._sql(
-                        "SELECT date_trunc('month', {time}, 'UTC'), count(*) FROM {source} s "
-                        "WHERE {time} >= %(start)s AND {time} < %(end)s GROUP BY 1",
-                        source=self._table_source(spec),
-                        time=_time(spec, "s"),
-                    ),
-                    {"start": start, "end": end},
-                ).fetchall()
-            )
-        )
+        relation = self._sql("{source} s", source=self._table_source(spec))
+        return self._count_by_month(relation, _time(spec, "s"), start, end)
 
     def count_table_source(
         self, spec: TableSpec, start: datetime | None = None, end: datetime | None = None
