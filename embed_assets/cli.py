@@ -335,6 +335,7 @@ def cmd_search(settings: Settings, args) -> int:
         args.k,
         mode=args.mode,
         min_score=args.min_score,
+        feedback=not args.no_feedback,
         collection=args.collection,
         where=_where(args.where or []),
         group=args.group,
@@ -720,6 +721,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop weak hits: in vector mode those whose score (cosine similarity, -1..1) is "
         "below this, in text mode those whose word-match rank (0..1) is; in hybrid mode those "
         "whose cosine similarity is below it unless they hold the query's words",
+    )
+    search_parser.add_argument(
+        "--no-feedback",
+        action="store_true",
+        help="rank by the query's vector alone, not moved towards its best rows "
+        "(pseudo-relevance feedback, the default in vector and hybrid modes)",
     )
     search_parser.add_argument(
         "--where",

@@ -8,7 +8,8 @@ search at 100K repositories with a connection per call, against 5 ms for the que
 
 import threading
 from collections.abc import Mapping
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
@@ -20,9 +21,32 @@ from embed_assets.lib.search_request import check_request
 from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
-# (settings, collection name, its defs.yaml) -> (store, {space name: provider}) of this thread
-_kept = threading.local()
+_kept = threading.local()  # (settings, collection name, its defs.yaml) -> this thread's _Session
 KEPT_PER_THREAD = 4  # collections (of databases, schemas) a thread keeps a connection for
+
+
+@dataclass
+class _Session:
+    """What a thread keeps for one collection: its store, the providers of its spaces, and for
+    hybrid searches a second store and a thread that runs the text arm on it meanwhile."""
+
+    store: Store
+    providers: dict[str, EmbeddingProvider] = field(default_factory=dict)
+    words: tuple[Store, ThreadPoolExecutor] | None = None
+
+    def words_arm(self, url: str, settings: Settings) -> tuple[Store, ThreadPoolExecutor]:
+        if self.words is None:
+            store = connect_store(url, settings, self.store.table_spec)
+            self.words = (store, ThreadPoolExecutor(1, thread_name_prefix="embed_assets_words"))
+        return self.words
+
+    def close(self) -> None:
+        for provider in self.providers.values():
+            close_provider(provider)
+        self.store.conn.close()
+        if self.words is not None:
+            self.words[1].shutdown()
+            self.words[0].conn.close()
 
 
 def search(
@@ -31,6 +55,7 @@ def search(
     *,
     mode: str = "hybrid",
     min_score: float | None = None,
+    feedback: bool = True,
     collection: str | None = None,
     where: Mapping[str, str] | None = None,
     group: str | None = None,
@@ -51,7 +76,10 @@ def search(
     0.67 first by vectors alone, 0.33 first by words alone). `min_score` drops weak hits: those
     scoring below it in vector and text mode; in hybrid mode the rows whose cosine similarity is
     below it, unless they hold the query's words (a rank score says nothing of how good a hit
-    is).
+    is). `feedback` (vector and hybrid modes): the vector ranking is by the query's vector moved
+    towards its three best rows (pseudo-relevance feedback), which finds more rows about the same
+    thing; the vector score stays the similarity to the query itself. False ranks by the query
+    alone.
 
     Filters: `where` (metadata column -> value, all of them), `group` (the collection's group_by
     value); for repositories also `language` (case-insensitive) and `min_stars`. Settings come
@@ -63,10 +91,10 @@ def search(
     filters = {"where": dict(where or {}), "group": group, "language": language}
     filters["min_stars"] = min_stars
     try:
-        hits = _search(settings, chosen, query, k, mode, min_score, filters)
+        hits = _search(settings, chosen, query, k, mode, min_score, feedback, filters)
     except psycopg.OperationalError:  # the kept connection died (a server restart): once more
         forget(settings)
-        hits = _search(settings, chosen, query, k, mode, min_score, filters)
+        hits = _search(settings, chosen, query, k, mode, min_score, feedback, filters)
     return hits
 
 
@@ -74,13 +102,7 @@ def forget(settings: Settings | None = None) -> None:
     """Close what this thread keeps (for `settings`, or all)."""
     kept = getattr(_kept, "sessions", {})
     for key in [k for k in kept if settings is None or k[0] == settings]:
-        _close(*kept.pop(key))
-
-
-def _close(store: Store, providers: dict[str, EmbeddingProvider]) -> None:
-    for provider in providers.values():
-        close_provider(provider)
-    store.conn.close()
+        kept.pop(key).close()
 
 
 def _search(
@@ -90,9 +112,11 @@ def _search(
     k: int,
     mode: str,
     min_score: float | None,
+    feedback: bool,
     filters: dict,
 ) -> list[dict]:
-    store, providers = _session(settings, collection)
+    session = _session(settings, collection)
+    store, providers = session.store, session.providers
     _check_filters(collection, store, filters)
     space = store.active_space()
     if space is None:
@@ -104,9 +128,19 @@ def _search(
             providers[space.name] = _provider_for(settings, space)
         vector = providers[space.name].embed([query])[0]
         if mode == "vector":
-            hits = store.search(space, vector, k, **filters)
+            hits = store.search(space, vector, k, feedback=feedback, **filters)
         else:
-            hits = store.hybrid_search(space, vector, query, k, min_similarity=min_score, **filters)
+            words = session.words_arm(database_url(settings), settings)
+            hits = store.hybrid_search(
+                space,
+                vector,
+                query,
+                k,
+                min_similarity=min_score,
+                feedback=feedback,
+                words=words,
+                **filters,
+            )
     repositories = store.table_spec is None
     return [
         {"key": key, "score": round(score, 4), "text": text, "metadata": metadata or {}}
@@ -131,20 +165,20 @@ def _check_filters(collection: Collection, store: Store, filters: dict) -> None:
         raise StoreError("language and min_stars filter repositories; use where")
 
 
-def _session(
-    settings: Settings, collection: Collection
-) -> tuple[Store, dict[str, EmbeddingProvider]]:
-    """This thread's store of the collection (its source checked once) and its providers."""
+def _session(settings: Settings, collection: Collection) -> _Session:
+    """This thread's session of the collection (its source checked once)."""
     sessions = _kept.__dict__.setdefault("sessions", {})
     key = (settings, collection.name, collection.path)
-    store, providers = sessions.get(key, (None, {}))
-    if store is None or store.conn.closed:
+    session = sessions.get(key)
+    if session is None or session.store.conn.closed:
+        if session is not None:
+            session.close()
         source = collection.source_kind(settings)
-        store = connect_store(database_url(settings), settings, source.table_spec)
-        sessions[key] = (store, providers)
+        session = _Session(connect_store(database_url(settings), settings, source.table_spec))
+        sessions[key] = session
         while len(sessions) > KEPT_PER_THREAD:
-            _close(*sessions.pop(next(iter(sessions))))
-    return store, providers
+            sessions.pop(next(iter(sessions))).close()
+    return session
 
 
 def _provider_for(settings: Settings, space: Space) -> EmbeddingProvider:

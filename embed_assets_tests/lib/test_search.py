@@ -45,8 +45,8 @@ def test_search_keeps_its_connection_and_recovers_when_the_server_drops_it(setti
 
     def kept():
         """The store this thread keeps for the settings (of their one collection)."""
-        [(store, _)] = [v for k, v in search_module._kept.sessions.items() if k[0] == settings]
-        return store
+        [session] = [v for k, v in search_module._kept.sessions.items() if k[0] == settings]
+        return session.store
 
     pid = kept().conn.info.backend_pid
     assert search_module.search("game engine", 1, settings=settings)[0]["full_name"] == "acme/game"

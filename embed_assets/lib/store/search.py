@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, wait
 
 import numpy as np
 from psycopg import sql
@@ -30,6 +31,14 @@ TEXT_WEIGHT = 0.5
 # ts_rank_cd, which also weighs how close together the words are, costs 3.4x more (measured).
 MAX_MATCHES = 200
 WORD_STATS_SECONDS = 300.0
+# Pseudo-relevance feedback (Rocchio): the query's vector moved towards the mean of its best
+# rows' vectors, FEEDBACK_WEIGHT times as much as the query, ranks the candidates again. The
+# best rows: at most FEEDBACK_ROWS, each scoring at least FEEDBACK_SHARE of the best one, so that
+# one row far better than the rest (a query made of its words) is not pulled down by the others.
+# Measured in docs/benchmarks.md (benchmarks/search_modes.py, benchmarks/query_feedback.py).
+FEEDBACK_ROWS = 3
+FEEDBACK_WEIGHT = 2.0
+FEEDBACK_SHARE = 0.8
 
 Hit = tuple[str, float, str, dict | None]  # key, score, text, metadata
 
@@ -46,11 +55,18 @@ class SearchQueries(StoreBase):
         where: Mapping[str, str] | None = None,
         group: str | None = None,
         exact: bool = False,
+        feedback: bool = False,
     ) -> list[Hit]:
         """The k rows whose best chunk is nearest `vector` by cosine, as (key, score = cosine
         similarity, text of that chunk, metadata). Filters: `language` and `min_stars` of a
         repositories collection; `where` (metadata column = value, all of them) and `group` of a
         table collection.
+
+        `feedback`: rank by the query moved towards its best rows instead (`_fed_back`); the
+        score stays the cosine similarity to the query itself, so a cutoff on it still means
+        "this close to what was asked" (the scores are then not in order). The candidates are
+        the same chunks (the row's best chunk may change): no second index search, and still k
+        distinct rows.
 
         Through the HNSW index, fetching a few times k chunks and filtering them; while they make
         fewer than k rows, more are fetched (and ef_search raised with them) up to
@@ -63,40 +79,56 @@ class SearchQueries(StoreBase):
         # The query vector goes in binary (`%b`): parsing 384 floats from text cost 0.4 ms of a
         # 4 ms search. The distance as a function call is one no index can order by: a scan of
         # the vectors alone (84 ms at 113K 384-d vectors), where a join first reads every chunk
-        # and row (~1 s).
+        # and row (~1 s). Candidates carry no text or metadata: those are read for the k hits
+        # alone (`_hits`); for 40 more candidates they cost 1.3 ms at 100K (measured).
         distance = "cosine_distance(embedding, %(q)b)" if exact else "embedding <=> %(q)b"
+        vectors = sql.SQL(", e.embedding" if feedback else "")
         nearest = self._sql(
-            "SELECT c.key, 1 - e.distance, c.text, {metadata} FROM ("
-            "  SELECT chunk_id, {distance} AS distance FROM {table} "
+            "SELECT c.key, 1 - e.distance, e.chunk_id {vectors} FROM ("
+            "  SELECT chunk_id, embedding, {distance} AS distance FROM {table} "
             "  ORDER BY {distance} LIMIT %(n)s) e "
             "{joined} WHERE {condition} ORDER BY e.distance",
+            vectors=vectors,
             distance=sql.SQL(distance),
             table=self.t(space.table),
-            metadata=metadata,
             joined=self._joined(),
             condition=condition,
         )
-        best: dict[str, Hit] = {}
         for candidates in _widening(k, filtered):
             if not exact:
                 self._set_ef_search(min(max(self.settings.ef_search, candidates), MAX_CANDIDATES))
-            returned = self.execute(nearest, params | {"n": candidates}).fetchall()
-            best = _best_per_row(returned)
-            if len(best) >= k:
-                return list(best.values())[:k]
+            returned = self.execute(nearest, params | {"n": candidates}, binary=feedback)
+            returned = returned.fetchall()
+            if len({row[0] for row in returned}) >= k:
+                return self._hits(_ranked(returned, vector, k, feedback), metadata)
         # Short even at the widest: every row's best chunk, exactly.
         exhaustive = self._sql(
-            "SELECT key, 1 - distance, text, metadata FROM ("
+            "SELECT key, 1 - distance, chunk_id {vectors} FROM ("
             "  SELECT DISTINCT ON (c.key) c.key, cosine_distance(e.embedding, %(q)b) AS "
-            "distance, c.text, {metadata} AS metadata FROM {table} e {joined} "
-            "  WHERE {condition} ORDER BY c.key, distance) best "
+            "distance, e.chunk_id, e.embedding FROM {table} e {joined} "
+            "  WHERE {condition} ORDER BY c.key, distance) e "
             "ORDER BY distance, key LIMIT %(k)s",
+            vectors=vectors,
             table=self.t(space.table),
-            metadata=metadata,
             joined=self._joined(),
             condition=condition,
         )
-        return [_hit(*row) for row in self.execute(exhaustive, params | {"k": k})]
+        returned = self.execute(exhaustive, params | {"k": k}, binary=feedback).fetchall()
+        return self._hits(_ranked(returned, vector, k, feedback), metadata)
+
+    def _hits(self, best: list[tuple], metadata: sql.Composable) -> list[Hit]:
+        """Hits of (key, score, chunk_id) rows: each with its chunk's text and row's metadata."""
+        if not best:
+            return []
+        details = self._sql(
+            "SELECT c.chunk_id, c.text, {metadata} FROM {chunks} c {rows_join} "
+            "WHERE c.chunk_id = ANY(%s)",
+            metadata=metadata,
+            chunks=self.t("chunks"),
+            rows_join=self._rows_join(),
+        )
+        found = {row[0]: row[1:] for row in self.execute(details, ([b[2] for b in best],))}
+        return [_hit(key, score, *found[chunk_id]) for key, score, chunk_id in best]
 
     def text_search(
         self,
@@ -203,6 +235,8 @@ class SearchQueries(StoreBase):
         k: int,
         *,
         min_similarity: float | None = None,
+        feedback: bool = False,
+        words: tuple[SearchQueries, Executor] | None = None,
         **filters,
     ) -> list[Hit]:
         """Both arms, k rows each, fused by weighted reciprocal rank: a row's score is the sum
@@ -211,13 +245,23 @@ class SearchQueries(StoreBase):
         first in both arms, 0.67 first by vectors alone, 0.33 first by words alone. The text of
         a row is its best chunk by vectors when that arm found it, else by words.
         `min_similarity` leaves out of the vector ranking the rows below that cosine similarity:
-        a row far from the query's meaning then stays only if it holds the query's words."""
-        by_vector = [
-            hit
-            for hit in self.search(space, vector, k, **filters)
-            if min_similarity is None or hit[1] >= min_similarity
-        ]
-        by_words = self.text_search(query, k, **filters)
+        a row far from the query's meaning then stays only if it holds the query's words;
+        `feedback` is the vector arm's (see `search`).
+
+        `words`: (another store of the same collection, an executor): the text arm runs on that
+        store's connection in the executor while this connection runs the vector arm, so that a
+        search takes the slower arm's time instead of the two arms' sum (a server process each)."""
+        pending = words[1].submit(words[0].text_search, query, k, **filters) if words else None
+        try:
+            by_vector = [
+                hit
+                for hit in self.search(space, vector, k, feedback=feedback, **filters)
+                if min_similarity is None or hit[1] >= min_similarity
+            ]
+        finally:  # whatever happened here, the other connection is idle before either is reused
+            if pending is not None:
+                wait([pending])
+        by_words = pending.result() if pending else self.text_search(query, k, **filters)
         return fuse([(by_vector, 1.0), (by_words, TEXT_WEIGHT)], k)
 
     # -- the parts both arms share --------------------------------------------------------------
@@ -296,6 +340,40 @@ def _widening(k: int, filtered: bool) -> list[int]:
         steps.append(candidates)
         candidates *= 4
     return [*steps, MAX_CANDIDATES]
+
+
+def _ranked(chunks: list, vector: np.ndarray, k: int, feedback: bool) -> list[tuple]:
+    """The best k rows of candidate chunks (key, score, chunk_id[, vector]; best first) as
+    (key, score, chunk_id) of each row's best chunk."""
+    if feedback:
+        chunks = _fed_back(chunks, vector)
+    best: dict[str, tuple] = {}
+    for chunk in chunks:
+        best.setdefault(chunk[0], tuple(chunk[:3]))
+    return list(best.values())[:k]
+
+
+def _fed_back(chunks: list, vector: np.ndarray) -> list[tuple]:
+    """The candidate chunks (key, score, chunk_id, vector), nearest first, ranked again by
+    cosine to the query moved towards the mean of its best rows' best chunks (see
+    FEEDBACK_SHARE), q / |q| + FEEDBACK_WEIGHT * mean, keeping their scores. Rows near the
+    query's best rows rise, though they share less with the query's few words: the query takes
+    on the best rows' words (or meaning). Nothing moves when even the best is not similar."""
+    if not chunks or chunks[0][1] <= 0:
+        return chunks
+    units = np.array([c[3] for c in chunks], dtype=np.float32)
+    units /= np.maximum(np.linalg.norm(units, axis=1, keepdims=True), 1e-12)
+    best: dict[str, int] = {}
+    for i, chunk in enumerate(chunks):
+        if len(best) == FEEDBACK_ROWS or chunk[1] < FEEDBACK_SHARE * chunks[0][1]:
+            break
+        best.setdefault(chunk[0], i)
+    query = np.asarray(vector, dtype=np.float32)
+    moved = query / max(float(np.linalg.norm(query)), 1e-12)
+    moved = moved + FEEDBACK_WEIGHT * units[list(best.values())].mean(axis=0)
+    scores = units @ (moved / max(float(np.linalg.norm(moved)), 1e-12))
+    order = np.argsort(-scores, kind="stable")
+    return [chunks[i] for i in order]
 
 
 def _hit(key: str, score: float, text: str, metadata: dict | None) -> Hit:
