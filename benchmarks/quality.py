@@ -40,6 +40,7 @@ import re
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -109,10 +110,24 @@ def shape(clusters: np.ndarray) -> str:
     )
 
 
-def provider_for(model: str):
+def provider_for(model: str, lexical_weight: float = -1.0):
+    """The offline provider of that model, else all-MiniLM-L6-v2 at that path through the
+    sentence_transformers provider, blended with word vectors by `lexical_weight` (-1: the
+    provider's default)."""
     if model in OFFLINE_MODELS:
         return build_provider(Settings(provider="offline", model=model))
-    return build_provider(Settings(provider="sentence_transformers", model=model))
+    settings = Settings(provider="sentence_transformers", model=model)
+    return build_provider(replace(settings, lexical_weight=lexical_weight))
+
+
+def methods(model: str | None) -> list[tuple[str, object]]:
+    """(name, provider): the offline models, and with a model path all-MiniLM-L6-v2 as the
+    provider builds it by default (blended with word vectors) and alone."""
+    found = [(name, provider_for(name)) for name in OFFLINE_MODELS]
+    if model:
+        found.append(("all-MiniLM-L6-v2 (default: + words 0.5)", provider_for(model)))
+        found.append(("all-MiniLM-L6-v2 alone", provider_for(model, lexical_weight=0)))
+    return found
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -139,12 +154,10 @@ def evaluate(args: argparse.Namespace) -> None:
                 f"| {name} | {method} | {ami:.3f} | {p10:.3f} | {shape(clusters)} | {seconds:.2f} |"
             )
 
-    for model in [*OFFLINE_MODELS, *([args.model] if args.model else [])]:
-        provider = provider_for(model)
+    for name, provider in methods(args.model):
         began = time.perf_counter()
         vectors = provider.embed(texts)
         seconds = time.perf_counter() - began
-        name = model if model in OFFLINE_MODELS else "all-MiniLM-L6-v2"
         clusterings = {"embed_assets full_cluster": full_cluster(vectors)}
         clusterings[f"k-means, k = {k} given"] = kmeans(vectors, k)
         report(name, vectors, provider.embed(questions), clusterings, seconds)
@@ -171,8 +184,7 @@ def real_shape(args: argparse.Namespace) -> None:
     """The full clustering of the whole file with each provider: shape and labels."""
     rows = read_rows(args.data)
     texts = [text_of(r) for r in rows]
-    for model in [*OFFLINE_MODELS, *([args.model] if args.model else [])]:
-        provider = provider_for(model)
+    for model, provider in methods(args.model):
         began = time.perf_counter()
         vectors = normalize(provider.embed(texts))
         embedded = time.perf_counter() - began

@@ -1,8 +1,8 @@
 """embed_assets: keep vector embeddings of text rows in sync with their source, as Dagster assets.
 
-`embed_assets.search(query, k=10, mode="hybrid", min_score=None, collection=None, where=None,
-group=None)` is the entry point for applications (`[{"key", "score", "text", "metadata"}]`, k
-distinct rows best first);
+`embed_assets.search(query, k=10, mode="hybrid", min_score=None, feedback=True, collection=None,
+where=None, group=None)` is the entry point for applications
+(`[{"key", "score", "text", "metadata"}]`, k distinct rows best first);
 `embed_assets.EmbeddingCollection` is the Dagster Component a `defs.yaml` declares a collection
 with (`type: embed_assets.EmbeddingCollection`)."""
 

@@ -59,6 +59,7 @@ class EmbeddingProviderResource(dg.ConfigurableResource):
     provider: str = "offline"
     model: str = ""
     dimensions: int = 0
+    lexical_weight: float = -1.0  # -1: the provider's default
     base_url: str = ""
     # An EnvVar in practice (see resources_from): the UI shows the variable's name, never the key.
     api_key: str | None = Field(default=None, repr=False)

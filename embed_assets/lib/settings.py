@@ -43,6 +43,7 @@ PROVIDER_FIELDS = (
     "provider",
     "model",
     "dimensions",
+    "lexical_weight",
     "base_url",
     "api_key",
     "timeout",
@@ -78,6 +79,10 @@ class Settings:
     provider: str = "offline"
     model: str = ""
     dimensions: int = 0  # 0: the provider's own (384 offline; discovered from an HTTP provider)
+    # A model's vectors with word vectors beside them (embed_assets.lib.providers.lexical), this
+    # much of the similarity; -1: the provider's default (0.5 for a local model, 0 for an HTTP
+    # provider, where a change re-embeds every row at a price).
+    lexical_weight: float = -1.0
     partition_start: str = "2008-01-01"
     chunk_chars: int = 1500
     chunk_overlap: int = 200
@@ -191,6 +196,16 @@ class Settings:
             raise SettingError(
                 f"{_env_name('chunk_overlap')} must be between 0 and half of "
                 f"{_env_name('chunk_chars')} ({self.chunk_chars // 2})"
+            )
+        if not (self.lexical_weight == -1 or 0 <= self.lexical_weight <= 10):
+            raise SettingError(
+                f"{_env_name('lexical_weight')} must be between 0 and 10 (unset it for the "
+                f"provider's default), got {self.lexical_weight:g}"
+            )
+        if self.provider == "offline" and self.lexical_weight > 0:
+            raise SettingError(
+                f"{_env_name('lexical_weight')} is for model providers: the offline provider's "
+                "vectors are word vectors already"
             )
         if self.dimensions > 2000:
             raise SettingError(

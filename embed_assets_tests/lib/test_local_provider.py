@@ -43,7 +43,9 @@ def tiny_model(tmp_path) -> str:
 
 @needs_extra
 def test_a_local_model_gives_unit_vectors_in_order(tiny_model):
-    provider = build_provider(Settings(provider="sentence_transformers", model=tiny_model))
+    provider = build_provider(
+        Settings(provider="sentence_transformers", model=tiny_model, lexical_weight=0)
+    )
     texts = ["a tool for vector search", "rust games", "a tool for vector search"]
     vectors = provider.embed(texts)
     assert (provider.name, provider.dimensions, vectors.shape) == (
@@ -63,7 +65,9 @@ def test_dimensions_shorten_a_local_model_and_a_missing_model_is_not_downloaded(
     provider = build_provider(
         Settings(provider="sentence_transformers", model=tiny_model, dimensions=8)
     )
-    assert provider.embed(["python"]).shape == (1, 8)
+    # By default a local model's vectors have the 384 of the word vectors beside them.
+    assert provider.embed(["python"]).shape == (1, 8 + 384)
+    assert provider.model == f"{tiny_model}+offline-hash-v2*0.5"
     with pytest.raises(SettingError, match="nothing is downloaded at run time"):
         build_provider(
             Settings(provider="sentence_transformers", model="embed-assets-test/no-such-model")

@@ -59,7 +59,8 @@ def test_a_semantic_model_clusters_generated_repositories_by_their_group(model_p
     provider = build_provider(Settings(provider="sentence_transformers", model=model_path))
     semantic = full_cluster(provider.embed(texts))
     sizes = np.bincount(semantic)
-    assert len(sizes) <= topic_count(len(rows)) and sizes.min() >= 5
+    # k topics, a few of them cut in two when more than twice the mean size; none tiny.
+    assert len(sizes) <= 2 * topic_count(len(rows)) and sizes.min() >= 5
     lexical = full_cluster(OfflineHashingProvider().embed(texts))
     # The model sees that a "neural network library" and a "deep learning toolkit" are one group.
     assert adjusted_mutual_info_score(groups, semantic) > adjusted_mutual_info_score(

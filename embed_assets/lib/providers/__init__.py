@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from embed_assets.lib.providers.base import (
@@ -42,10 +43,36 @@ __all__ = [
 ]
 
 
+# EMBED_ASSETS_LEXICAL_WEIGHT's default per provider (absent: 0). Not for the HTTP providers:
+# changing a space's vectors re-embeds every row, and there each one is paid for.
+DEFAULT_LEXICAL_WEIGHT = {"sentence_transformers": 0.5}
+
+
 def build_provider(settings: Settings, budgets: BudgetDatabase | None = None) -> EmbeddingProvider:
-    """The provider named by EMBED_ASSETS_PROVIDER. HTTP providers hold a pooled client (and, with
-    `budgets`, a connection to the shared budget): close them (they are context managers), or use
-    `opened_provider`."""
+    """The provider named by EMBED_ASSETS_PROVIDER, its vectors blended with word vectors by
+    EMBED_ASSETS_LEXICAL_WEIGHT (`lib.providers.lexical`). HTTP providers hold a pooled client
+    (and, with `budgets`, a connection to the shared budget): close them (they are context
+    managers), or use `opened_provider`.
+
+    A blended model name (a space's: `<model>+offline-hash-v2*<w>`, with the blend's dimensions)
+    builds that blend again, whatever the weight setting says: a query is embedded as the space
+    it searches was."""
+    from embed_assets.lib.providers.lexical import LexicalBlend, split_blend
+
+    blend = split_blend(settings.model)
+    if blend is not None:
+        model, lexical, weight = blend
+        inner_dimensions = max(settings.dimensions - OFFLINE_DIMENSIONS, 0)
+        inner = replace(settings, model=model, dimensions=inner_dimensions, lexical_weight=0)
+        return LexicalBlend(_unblended(inner, budgets), weight, lexical)
+    provider = _unblended(settings, budgets)
+    weight = settings.lexical_weight
+    if weight == -1:
+        weight = DEFAULT_LEXICAL_WEIGHT.get(settings.provider, 0.0)
+    return LexicalBlend(provider, weight) if weight > 0 else provider
+
+
+def _unblended(settings: Settings, budgets: BudgetDatabase | None) -> EmbeddingProvider:
     if settings.provider == "offline":
         from embed_assets.lib.providers.offline import RECIPES, OfflineHashingProvider
 
