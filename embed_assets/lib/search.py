@@ -71,13 +71,14 @@ def search(
 
     `mode`: "vector" ranks by the cosine similarity of the query's embedding (score: that
     similarity, -1..1; with `feedback`, ranked by the moved query, see below), "text" by
-    PostgreSQL full-text match of its words (score: ts_rank normalised to 0..1; rows with none of the words are not returned), "hybrid" (the default)
-    fuses the two rankings by weighted reciprocal rank (score: 1.0 for a row first in both,
-    0.67 first by vectors alone, 0.33 first by words alone). `min_score` drops weak hits: those
-    scoring below it in vector and text mode; in hybrid mode the rows whose cosine similarity is
-    below it, unless they hold the query's words (a rank score says nothing of how good a hit
-    is). `feedback` (vector and hybrid modes): the vector ranking is by the query's vector moved
-    towards its best rows (pseudo-relevance feedback, `lib.store.search`), which finds more rows about the same
+    PostgreSQL full-text match of its words (score: ts_rank normalised to 0..1; rows with none
+    of the words are not returned), "hybrid" (the default) fuses the two rankings by weighted
+    reciprocal rank (score: 1.0 for a row first in both, 0.67 first by vectors alone, 0.33
+    first by words alone). `min_score` drops weak hits: those scoring below it in vector and
+    text mode; in hybrid mode the rows whose cosine similarity is below it, unless they hold the
+    query's words (a rank score says nothing of how good a hit is). `feedback` (vector and
+    hybrid modes): the vector ranking is by the query's vector moved towards its best rows
+    (pseudo-relevance feedback, `lib.store.search`), which finds more rows about the same
     thing; the vector score stays the similarity to the query itself. False ranks by the query
     alone.
 
