@@ -80,7 +80,8 @@ class SearchQueries(StoreBase):
         # 4 ms search. The distance as a function call is one no index can order by: a scan of
         # the vectors alone (84 ms at 113K 384-d vectors), where a join first reads every chunk
         # and row (~1 s). Candidates carry no text or metadata: those are read for the k hits
-        # alone (`_hits`); for 40 more candidates they cost 1.3 ms at 100K (measured).
+        # alone (`_hits`), since reading them for every candidate cost more than the second
+        # round trip (docs/benchmarks.md).
         distance = "cosine_distance(embedding, %(q)b)" if exact else "embedding <=> %(q)b"
         vectors = sql.SQL(", e.embedding" if feedback else "")
         nearest = self._sql(
@@ -128,7 +129,8 @@ class SearchQueries(StoreBase):
             rows_join=self._rows_join(),
         )
         found = {row[0]: row[1:] for row in self.execute(details, ([b[2] for b in best],))}
-        return [_hit(key, score, *found[chunk_id]) for key, score, chunk_id in best]
+        # A chunk a sync deleted between the two statements is left out, not an error.
+        return [_hit(key, score, *found[chunk]) for key, score, chunk in best if chunk in found]
 
     def text_search(
         self,
