@@ -99,15 +99,17 @@ def compare_modes(store, settings, space, texts: list[str], queries) -> None:
         ),
     }
     latencies: dict[str, list[float]] = {mode: [] for mode in runs}
-    for round_ in range(3):
-        for mode, run in runs.items():
-            for text, vector in zip(texts, queries, strict=True):
-                began = time.perf_counter()
-                run(text, vector)
-                if round_:
-                    latencies[mode].append(time.perf_counter() - began)
-    words[1].shutdown()
-    words[0].conn.close()
+    try:
+        for round_ in range(3):
+            for mode, run in runs.items():
+                for text, vector in zip(texts, queries, strict=True):
+                    began = time.perf_counter()
+                    run(text, vector)
+                    if round_:
+                        latencies[mode].append(time.perf_counter() - began)
+    finally:
+        words[1].shutdown()
+        words[0].conn.close()
     print(f"modes, {len(texts)} queries x 2 warm passes, k = {K}; {load()}")
     for mode, samples in latencies.items():
         print(f"  {mode:<9} p50 {ms(samples, 50):6.2f} ms  p95 {ms(samples, 95):6.2f} ms")

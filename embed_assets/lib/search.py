@@ -22,7 +22,7 @@ from embed_assets.lib.settings import Settings
 from embed_assets.lib.store import Space, Store, StoreError, connect_store
 
 _kept = threading.local()  # (settings, collection name, its defs.yaml) -> this thread's _Session
-KEPT_PER_THREAD = 4  # collections (of databases, schemas) a thread keeps a connection for
+KEPT_PER_THREAD = 4  # collections (of databases, schemas) a thread keeps its session of
 
 
 @dataclass
@@ -125,11 +125,15 @@ def _search(
     if mode == "text":
         hits = store.text_search(query, k, **filters)
     else:
+        # Scores are shown to 4 decimals: a cutoff at a shown score keeps the hit showing it.
+        cutoff = None if min_score is None else min_score - 0.00005
         if space.name not in providers:
             providers[space.name] = _provider_for(settings, space)
         vector = providers[space.name].embed([query])[0]
         if mode == "vector":
-            hits = store.search(space, vector, k, feedback=feedback, **filters)
+            hits = store.search(
+                space, vector, k, min_similarity=cutoff, feedback=feedback, **filters
+            )
         else:
             words = session.words_arm(database_url(settings), settings)
             hits = store.hybrid_search(
@@ -137,7 +141,7 @@ def _search(
                 vector,
                 query,
                 k,
-                min_similarity=min_score,
+                min_similarity=cutoff,
                 feedback=feedback,
                 words=words,
                 **filters,
@@ -147,7 +151,7 @@ def _search(
         {"key": key, "score": round(score, 4), "text": text, "metadata": metadata or {}}
         | ({"full_name": key} if repositories else {})
         for key, score, text, metadata in hits
-        if mode == "hybrid" or min_score is None or round(score, 4) >= min_score  # as shown
+        if mode != "text" or min_score is None or round(score, 4) >= min_score  # as shown
     ]
 
 
@@ -185,7 +189,10 @@ def _session(settings: Settings, collection: Collection) -> _Session:
 def _provider_for(settings: Settings, space: Space) -> EmbeddingProvider:
     """The query is embedded by the active space's model, which is not the configured one while
     a new model's space fills: searches go on, answered by the old space."""
-    provider = build_provider(replace(settings, model=space.model, dimensions=space.dimensions))
+    # Blended or not as the space is: its model's name says (lib.providers.lexical).
+    provider = build_provider(
+        replace(settings, model=space.model, dimensions=space.dimensions, lexical_weight=0)
+    )
     if space.name != space_name(provider.model, provider.dimensions):
         close_provider(provider)
         raise StoreError(

@@ -80,8 +80,8 @@ class Settings:
     model: str = ""
     dimensions: int = 0  # 0: the provider's own (384 offline; discovered from an HTTP provider)
     # A model's vectors with word vectors beside them (embed_assets.lib.providers.lexical), this
-    # much of the similarity; -1: the provider's default (0.5 for a local model, 0 for an HTTP
-    # provider, where a change re-embeds every row at a price).
+    # much of the similarity (two decimals); -1: the provider's default
+    # (embed_assets.lib.providers.DEFAULT_LEXICAL_WEIGHT).
     lexical_weight: float = -1.0
     partition_start: str = "2008-01-01"
     chunk_chars: int = 1500

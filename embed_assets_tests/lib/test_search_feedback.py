@@ -63,3 +63,18 @@ def test_the_text_arm_on_a_second_connection_gives_the_same_hits(settings, store
         beside = store.hybrid_search(space, vector, query, 4, feedback=True, words=(other, arm))
         assert other.conn.info.backend_pid != store.conn.info.backend_pid
     assert beside == alone and len(alone) == 4
+
+
+def test_a_similarity_cutoff_applies_before_the_feedback_ranks(store):
+    store.upsert_source(TERMINALS)
+    provider = OfflineHashingProvider()
+    materialise(store, provider)
+    space = store.active_space()
+    query = provider.embed(["terminal emulator"])[0]
+    plain = store.search(space, query, 5)
+    assert plain[3][0] == "t/five"  # the emulators, then the row with the word "terminal"
+    floor = plain[3][1]  # four rows qualify, t/four (lifted by the feedback) does not
+    kept = store.search(space, query, 4, feedback=True, min_similarity=floor)
+    # Cut after the ranking, t/four would take fourth place, then fall: three rows, not four.
+    assert {h[0] for h in kept} == {"t/one", "t/two", "t/three", "t/five"}
+    assert all(h[1] >= floor for h in kept)

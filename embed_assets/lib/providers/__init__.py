@@ -57,19 +57,24 @@ def build_provider(settings: Settings, budgets: BudgetDatabase | None = None) ->
     A blended model name (a space's: `<model>+offline-hash-v2*<w>`, with the blend's dimensions)
     builds that blend again, whatever the weight setting says: a query is embedded as the space
     it searches was."""
-    from embed_assets.lib.providers.lexical import LexicalBlend, split_blend
+    from embed_assets.lib.providers.lexical import LexicalBlend, blend_weight, split_blend
 
     blend = split_blend(settings.model)
     if blend is not None:
         model, lexical, weight = blend
+        if 0 < settings.dimensions <= OFFLINE_DIMENSIONS:
+            raise SettingError(
+                f"EMBED_ASSETS_DIMENSIONS={settings.dimensions} is too few for the blended model "
+                f"{settings.model!r}: its word vectors alone take {OFFLINE_DIMENSIONS}"
+            )
         inner_dimensions = max(settings.dimensions - OFFLINE_DIMENSIONS, 0)
         inner = replace(settings, model=model, dimensions=inner_dimensions, lexical_weight=0)
         return LexicalBlend(_unblended(inner, budgets), weight, lexical)
-    provider = _unblended(settings, budgets)
     weight = settings.lexical_weight
     if weight == -1:
         weight = DEFAULT_LEXICAL_WEIGHT.get(settings.provider, 0.0)
-    return LexicalBlend(provider, weight) if weight > 0 else provider
+    provider = _unblended(settings, budgets)
+    return LexicalBlend(provider, weight) if blend_weight(weight) > 0 else provider
 
 
 def _unblended(settings: Settings, budgets: BudgetDatabase | None) -> EmbeddingProvider:

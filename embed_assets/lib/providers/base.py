@@ -119,10 +119,24 @@ def fit_inputs(
     return texts, tokens
 
 
+# A model's vectors blended with an offline model's (lib.providers.lexical): `<model>+<offline
+# model>*<weight>`.
+BLENDED_MODEL = re.compile(r"^(?P<model>.+)\+offline-hash-v(?P<version>\d+)\*(?P<weight>[0-9.]+)$")
+
+
 def space_name(model: str, dimensions: int) -> str:
-    """The embedding space: one pgvector table per (model, dimensions), named after both."""
-    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_") or "model"
-    return f"{slug[:40]}_{dimensions}"
+    """The embedding space: one pgvector table per (model, dimensions), named after both; a
+    blend's name keeps its offline model and weight whole (the model's part is shortened), so
+    that two weights never share a table."""
+    blend = BLENDED_MODEL.match(model)
+    if blend is not None:
+        weight = _slug(blend["weight"])
+        return f"{_slug(blend['model'])[:28]}_lexv{blend['version']}_{weight}_{dimensions}"
+    return f"{_slug(model)[:40]}_{dimensions}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "model"
 
 
 def vector_problems(vectors: np.ndarray, count: int, dimensions: int) -> dict[int, str]:

@@ -56,17 +56,18 @@ class SearchQueries(StoreBase):
         group: str | None = None,
         exact: bool = False,
         feedback: bool = False,
+        min_similarity: float | None = None,
     ) -> list[Hit]:
         """The k rows whose best chunk is nearest `vector` by cosine, as (key, score = cosine
         similarity, text of that chunk, metadata). Filters: `language` and `min_stars` of a
         repositories collection; `where` (metadata column = value, all of them) and `group` of a
-        table collection.
+        table collection; `min_similarity` leaves out the rows less similar than that.
 
-        `feedback`: rank by the query moved towards its best rows instead (`_fed_back`); the
-        score stays the cosine similarity to the query itself, so a cutoff on it still means
-        "this close to what was asked" (the scores are then not in order). The candidates are
-        the same chunks (the row's best chunk may change): no second index search, and still k
-        distinct rows.
+        `feedback`: rank by the query moved towards its best rows instead (`_fed_back`); a row's
+        score stays its best chunk's cosine similarity to the query itself, so a cutoff on it
+        still means "this close to what was asked" (the scores are then not in order), and it is
+        applied before the ranking. The candidates are the same chunks (the text shown is the
+        chunk the moved query likes best): no second index search, and still k distinct rows.
 
         Through the HNSW index, fetching a few times k chunks and filtering them; while they make
         fewer than k rows, more are fetched (and ef_search raised with them) up to
@@ -101,7 +102,8 @@ class SearchQueries(StoreBase):
             returned = self.execute(nearest, params | {"n": candidates}, binary=feedback)
             returned = returned.fetchall()
             if len({row[0] for row in returned}) >= k:
-                return self._hits(_ranked(returned, vector, k, feedback), metadata)
+                ranked = _ranked(returned, vector, k, feedback, min_similarity)
+                return self._hits(ranked, metadata)
         # Short even at the widest: every row's best chunk, exactly.
         exhaustive = self._sql(
             "SELECT key, 1 - distance, chunk_id {vectors} FROM ("
@@ -114,8 +116,10 @@ class SearchQueries(StoreBase):
             joined=self._joined(),
             condition=condition,
         )
-        returned = self.execute(exhaustive, params | {"k": k}, binary=feedback).fetchall()
-        return self._hits(_ranked(returned, vector, k, feedback), metadata)
+        # With feedback, more rows than k to re-rank, as the index path has.
+        rows = 4 * k if feedback else k
+        returned = self.execute(exhaustive, params | {"k": rows}, binary=feedback).fetchall()
+        return self._hits(_ranked(returned, vector, k, feedback, min_similarity), metadata)
 
     def _hits(self, best: list[tuple], metadata: sql.Composable) -> list[Hit]:
         """Hits of (key, score, chunk_id) rows: each with its chunk's text and row's metadata."""
@@ -255,11 +259,9 @@ class SearchQueries(StoreBase):
         search takes the slower arm's time instead of the two arms' sum (a server process each)."""
         pending = words[1].submit(words[0].text_search, query, k, **filters) if words else None
         try:
-            by_vector = [
-                hit
-                for hit in self.search(space, vector, k, feedback=feedback, **filters)
-                if min_similarity is None or hit[1] >= min_similarity
-            ]
+            by_vector = self.search(
+                space, vector, k, feedback=feedback, min_similarity=min_similarity, **filters
+            )
         finally:  # whatever happened here, the other connection is idle before either is reused
             if pending is not None:
                 wait([pending])
@@ -344,14 +346,22 @@ def _widening(k: int, filtered: bool) -> list[int]:
     return [*steps, MAX_CANDIDATES]
 
 
-def _ranked(chunks: list, vector: np.ndarray, k: int, feedback: bool) -> list[tuple]:
-    """The best k rows of candidate chunks (key, score, chunk_id[, vector]; best first) as
-    (key, score, chunk_id) of each row's best chunk."""
+def _ranked(
+    chunks: list, vector: np.ndarray, k: int, feedback: bool, min_similarity: float | None
+) -> list[tuple]:
+    """The best k rows of candidate chunks (key, score, chunk_id[, vector]; nearest first) as
+    (key, score, chunk_id): each row's best chunk, scored by its most similar one (with feedback
+    the two may differ), the rows less similar than `min_similarity` left out first."""
+    score: dict[str, float] = {}
+    for chunk in chunks:
+        score.setdefault(chunk[0], chunk[1])  # nearest first: the row's highest
+    if min_similarity is not None:
+        chunks = [chunk for chunk in chunks if score[chunk[0]] >= min_similarity]
     if feedback:
         chunks = _fed_back(chunks, vector)
     best: dict[str, tuple] = {}
     for chunk in chunks:
-        best.setdefault(chunk[0], tuple(chunk[:3]))
+        best.setdefault(chunk[0], (chunk[0], score[chunk[0]], chunk[2]))
     return list(best.values())[:k]
 
 
