@@ -22,16 +22,21 @@ TERMINALS = [
 ]
 
 
+def embedded(store) -> tuple:
+    """The terminal rows embedded offline: (the provider, the space, "terminal emulator"'s
+    vector)."""
+    store.upsert_source(TERMINALS)
+    provider = OfflineHashingProvider()
+    materialise(store, provider)
+    return provider, store.active_space(), provider.embed(["terminal emulator"])[0]
+
+
 def ranks(hits) -> dict[str, int]:
     return {hit[0]: rank for rank, hit in enumerate(hits)}
 
 
 def test_feedback_lifts_rows_like_the_best_ones_over_rows_sharing_a_query_word(store):
-    store.upsert_source(TERMINALS)
-    provider = OfflineHashingProvider()
-    materialise(store, provider)
-    space = store.active_space()
-    query = provider.embed(["terminal emulator"])[0]
+    provider, space, query = embedded(store)
 
     plain = store.search(space, query, 5)
     fed = store.search(space, query, 5, feedback=True)
@@ -66,11 +71,7 @@ def test_the_text_arm_on_a_second_connection_gives_the_same_hits(settings, store
 
 
 def test_a_similarity_cutoff_applies_before_the_feedback_ranks(store):
-    store.upsert_source(TERMINALS)
-    provider = OfflineHashingProvider()
-    materialise(store, provider)
-    space = store.active_space()
-    query = provider.embed(["terminal emulator"])[0]
+    _, space, query = embedded(store)
     plain = store.search(space, query, 5)
     assert plain[3][0] == "t/five"  # the emulators, then the row with the word "terminal"
     floor = plain[3][1]  # four rows qualify, t/four (lifted by the feedback) does not
